@@ -1,0 +1,1 @@
+"""Operator and benchmark tooling, and the root ``edgewatch`` command."""
