@@ -1,0 +1,194 @@
+"""Where decoded events come from: a serial port (live) or a file (replay).
+
+Both are threads that only move data: bytes -> ``StreamDecoder.feed`` ->
+``queue.put((t_rx, events))``. Windowing, inference and publishing happen in
+other threads that take work from the queue.
+
+* :class:`SerialSource` opens the port with ``serial_for_url`` (a device path,
+  a pty, ``socket://``, ``spy://``), reads ``in_waiting or 1`` bytes, and when
+  the port disappears puts a :class:`~edge_runtime.pipeline.StreamBreak` on the
+  queue and reopens it with exponential backoff. A full queue never blocks the
+  reader: the chunk is dropped, counted, and a break is queued before the next.
+  One decoder lives across reconnects, so frames lost while the cable was out
+  show up as a sequence gap in ``lost_frames``.
+* :class:`ReplaySource` plays a serial capture (raw bytes) or a CSV data file
+  as fast as the pipeline takes it (it blocks on a full queue: nothing dropped).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from edge_runtime.errors import DataError, require
+from edge_runtime.pipeline import StreamBreak
+
+__all__ = ["SerialSource", "ReplaySource", "make_decoder", "END"]
+
+log = logging.getLogger(__name__)
+
+#: Put on the queue by a source that has nothing more to give.
+END = object()
+
+
+def make_decoder(mode: str, channels: list[str], rate_hz: float | None) -> Any:
+    protocol = require("firmware_bridge.protocol", "edge")
+    return protocol.StreamDecoder(mode=mode, text_channels=tuple(channels), text_rate_hz=rate_hz)
+
+
+class SerialSource(threading.Thread):
+    """Reader thread over one serial port; reconnects with backoff."""
+
+    def __init__(self, url: str, baud: int, decoder: Any, out: queue.Queue[Any], metrics: Any, *,
+                 min_backoff: float = 0.1, max_backoff: float = 5.0) -> None:
+        super().__init__(name="edgewatch-serial", daemon=True)
+        self.url = url
+        self.baud = baud
+        self.decoder = decoder
+        self.out = out
+        self.metrics = metrics
+        self.min_backoff = min_backoff
+        self.max_backoff = max_backoff
+        self.stop_event = threading.Event()
+        self.opened = threading.Event()
+        self._pending_break: str | None = None
+        self._serial = require("serial", "edge")
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def _put(self, item: Any) -> None:
+        if self._pending_break is not None:
+            try:
+                self.out.put_nowait((time.monotonic(), [StreamBreak(self._pending_break)]))
+                self._pending_break = None
+            except queue.Full:
+                self.metrics.queue_overflows += 1
+                return
+        try:
+            self.out.put_nowait(item)
+        except queue.Full:
+            self.metrics.queue_overflows += 1
+            self._pending_break = "overflow"
+
+    def run(self) -> None:
+        delay = self.min_backoff
+        first = True
+        while not self.stop_event.is_set():
+            try:
+                port = self._serial.serial_for_url(self.url, baudrate=self.baud, timeout=0.1)
+            except (self._serial.SerialException, OSError, ValueError) as err:
+                if first:
+                    log.warning("serial port %r cannot be opened (%s); retrying with backoff", self.url, err)
+                first = False
+                self.stop_event.wait(delay)
+                delay = min(delay * 2, self.max_backoff)
+                continue
+            log.info("serial port %r open at %d baud", self.url, self.baud)
+            self.opened.set()
+            delay = self.min_backoff
+            try:
+                self._read(port)
+            except (self._serial.SerialException, OSError) as err:
+                if not self.stop_event.is_set():
+                    log.warning("serial port %r went away (%s); reconnecting", self.url, err)
+                    self.metrics.reconnects += 1
+                    self._pending_break = "reconnect"
+            finally:
+                port.close()
+            first = True
+
+    def _read(self, port: Any) -> None:
+        feed = self.decoder.feed
+        while not self.stop_event.is_set():
+            data = port.read(port.in_waiting or 1)
+            if data:
+                events = feed(data)
+                if events:
+                    self._put((time.monotonic(), events))
+
+
+class ReplaySource(threading.Thread):
+    """Plays a capture or CSV file into the queue, then puts :data:`END`."""
+
+    def __init__(self, path: Path, decoder: Any, out: queue.Queue[Any], *, channels: list[str],
+                 rate_hz: float | None, chunk: int = 64) -> None:
+        super().__init__(name="edgewatch-replay", daemon=True)
+        self.path = Path(path)
+        self.decoder = decoder
+        self.out = out
+        self.channels = channels
+        self.rate_hz = rate_hz or 1.0
+        self.chunk = chunk
+        self.stop_event = threading.Event()
+        self.error: BaseException | None = None
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def _put(self, events: list[Any]) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self.out.put((time.monotonic(), events), timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def run(self) -> None:
+        try:
+            if self.path.suffix.lower() in (".csv", ".txt", ".tsv"):
+                self._csv()
+            else:
+                self._capture()
+        except BaseException as err:  # noqa: BLE001 - handed to the main thread
+            self.error = err
+        finally:
+            self.out.put(END)
+
+    def _capture(self) -> None:
+        with open(self.path, "rb") as fh:
+            while not self.stop_event.is_set():
+                data = fh.read(4096)
+                if not data:
+                    return
+                events = self.decoder.feed(data)
+                if events:
+                    self._put(events)
+
+    def _csv(self) -> None:
+        from firmware_bridge.protocol import Hello, Samples
+
+        with open(self.path, newline="") as fh:
+            reader = csv.reader(fh, delimiter="\t" if self.path.suffix == ".tsv" else ",")
+            header = next(reader, None)
+            if header is None:
+                raise DataError(f"--replay {str(self.path)!r} is empty; pass a CSV with a header row")
+            header = [h.strip() for h in header]
+            cols = [i for i, h in enumerate(header) if h in self.channels]
+            names = tuple(header[i] for i in cols)
+            self._put([Hello(device_id=f"replay:{self.path.name}", firmware="replay", channels=names,
+                             units=("",) * len(names), sample_rate_hz=self.rate_hz, scales=(1.0,) * len(names))])
+            block: list[tuple[float, ...]] = []
+            row_no = 0
+            first = 0
+            for line_no, row in enumerate(reader, start=2):
+                if self.stop_event.is_set():
+                    return
+                try:
+                    block.append(tuple(float(row[i]) for i in cols))
+                except (ValueError, IndexError) as err:
+                    raise DataError(f"--replay {str(self.path)!r} line {line_no}: not a number in a channel column "
+                                    f"({err}); fix or drop that row") from err
+                row_no += 1
+                if len(block) == self.chunk:
+                    self._put([Samples(seq=first, device_time_us=round(first * 1e6 / self.rate_hz), channels=names,
+                                       values=tuple(block))])
+                    first, block = row_no, []
+            if block:
+                self._put([Samples(seq=first, device_time_us=round(first * 1e6 / self.rate_hz), channels=names,
+                                   values=tuple(block))])
