@@ -5,9 +5,16 @@ that is the opposite of scikit-learn's ``score_samples``, edgewatch uses its own
 names: ``anomaly_score`` for the number and ``is_anomaly`` for the decision
 (``score > threshold``), as PyOD and alibi-detect do.
 
-The score of a window is its reconstruction error: the element-wise error
-(squared for ``mse``, absolute for ``mae``) is averaged over channels with
-optional channel weights, then reduced over time steps by ``mean`` or ``max``.
+The score of a window is its reconstruction error: the residual ``x - x_hat``,
+optionally smoothed by a moving average over ``smooth`` time steps, is squared
+(``mse``) or made absolute (``mae``), averaged over channels with optional
+channel weights, then reduced over time steps by ``mean`` or ``max``.
+
+Why smoothing: sensor noise that no model can predict dominates a raw
+per-sample error, while degradation shows as a residual that persists for
+several samples. Averaging the residual over a few steps before squaring
+keeps the persistent part and shrinks white noise by the averaging length
+(on C-MAPSS FD001 it lifts ROC-AUC by several points; see the README).
 """
 
 from __future__ import annotations
@@ -33,8 +40,11 @@ class ScoreConfig:
     method: Literal["mse", "mae"] = "mse"
     reduce: Literal["mean", "max"] = "mean"
     channel_weights: tuple[float, ...] | None = None
+    smooth: int = 1
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.smooth, int) and self.smooth >= 1):
+            raise ConfigError(f"score smoothing {self.smooth!r} must be a whole number of time steps >= 1")
         if self.method not in SCORE_METHODS:
             raise ConfigError(f"score method {self.method!r} is not one of {', '.join(SCORE_METHODS)}")
         if self.reduce not in REDUCTIONS:
@@ -51,6 +61,7 @@ class ScoreConfig:
             "method": self.method,
             "reduce": self.reduce,
             "channel_weights": list(self.channel_weights) if self.channel_weights is not None else None,
+            "smooth": self.smooth,
         }
 
     @classmethod
@@ -60,6 +71,7 @@ class ScoreConfig:
             method=d.get("method", "mse"),
             reduce=d.get("reduce", "mean"),
             channel_weights=tuple(float(v) for v in weights) if weights is not None else None,
+            smooth=int(d.get("smooth", 1)),
         )
 
     def weights_for(self, n_channels: int) -> NDArray[np.float64]:
@@ -71,9 +83,16 @@ class ScoreConfig:
         return w / w.sum()
 
 
-def _elementwise(x: NDArray[Any], x_hat: NDArray[Any], method: str) -> NDArray[np.float64]:
+def _elementwise(x: NDArray[Any], x_hat: NDArray[Any], config: ScoreConfig) -> NDArray[np.float64]:
     diff = np.asarray(x, dtype=np.float64) - np.asarray(x_hat, dtype=np.float64)
-    return diff * diff if method == "mse" else np.abs(diff)
+    k = config.smooth
+    if k > 1:
+        if k > diff.shape[1]:
+            raise ConfigError(f"score smoothing {k} is longer than the window ({diff.shape[1]}); use at most the window length")
+        csum = np.cumsum(diff, axis=1)
+        csum = np.concatenate([np.zeros_like(csum[:, :1]), csum], axis=1)
+        diff = (csum[:, k:] - csum[:, :-k]) / k
+    return diff * diff if config.method == "mse" else np.abs(diff)
 
 
 def window_scores(x: NDArray[Any], x_hat: NDArray[Any], config: ScoreConfig = ScoreConfig()) -> NDArray[np.float64]:
@@ -88,7 +107,7 @@ def window_scores(x: NDArray[Any], x_hat: NDArray[Any], config: ScoreConfig = Sc
     -------
     array (n_windows,)
     """
-    err = _elementwise(x, x_hat, config.method)
+    err = _elementwise(x, x_hat, config)
     per_step = err @ config.weights_for(err.shape[-1])  # (n, window)
     return per_step.max(axis=1) if config.reduce == "max" else per_step.mean(axis=1)
 
@@ -99,7 +118,7 @@ def channel_contributions(x: NDArray[Any], x_hat: NDArray[Any], config: ScoreCon
     Returns (n_windows, n_channels), rows summing to 1 (0 where the score is 0).
     With ``reduce="max"`` the shares are those of the time step that set the score.
     """
-    err = _elementwise(x, x_hat, config.method) * config.weights_for(np.shape(x)[-1])
+    err = _elementwise(x, x_hat, config) * config.weights_for(np.shape(x)[-1])
     if config.reduce == "max":
         step = err.sum(axis=2).argmax(axis=1)
         parts = err[np.arange(len(err)), step]

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["sliding_windows", "segment_bounds", "WindowBuffer"]
+__all__ = ["sliding_windows", "segment_bounds", "resegment", "WindowBuffer"]
 
 
 def segment_bounds(segments: NDArray[Any] | None, n_rows: int) -> list[tuple[int, int]]:
@@ -25,6 +25,16 @@ def segment_bounds(segments: NDArray[Any] | None, n_rows: int) -> list[tuple[int
     starts = np.concatenate(([0], change))
     stops = np.concatenate((change, [n_rows]))
     return list(zip(starts.tolist(), stops.tolist()))
+
+
+def resegment(segments: NDArray[Any], mask: NDArray[np.bool_]) -> NDArray[np.int64]:
+    """Segment ids of the rows kept by ``mask``, split wherever rows were removed."""
+    idx = np.flatnonzero(mask)
+    if len(idx) == 0:
+        return np.empty(0, dtype=np.int64)
+    seg = np.asarray(segments)[idx]
+    breaks = np.r_[True, (np.diff(idx) != 1) | (seg[1:] != seg[:-1])]
+    return (np.cumsum(breaks) - 1).astype(np.int64)
 
 
 def sliding_windows(
