@@ -83,6 +83,11 @@ class FrameDecoder:
         self._dirty = False  # garbage was skipped since the last good frame
         self._unpackers: dict[tuple[int, int, int], tuple[struct.Struct, tuple[float, ...] | None]] = {}
 
+    @property
+    def buffered(self) -> int:
+        """Bytes held while waiting for a delimiter (at most ~``max_frame_len``)."""
+        return len(self._buf)
+
     # -- input -------------------------------------------------------------
     def feed(self, data: bytes) -> list[Event]:
         """Consume ``data`` and return the events it completes (possibly none).

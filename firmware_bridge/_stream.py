@@ -78,6 +78,13 @@ class StreamDecoder:
         self._inner = inner
         self.detected = mode
 
+    @property
+    def buffered(self) -> int:
+        """Bytes held by the decoder (while detecting: the probe, at most ``4 * max_frame_len``)."""
+        if self._inner is not None:
+            return self._inner.buffered
+        return len(self._probe) + self._probe_binary.buffered
+
     def feed(self, data: bytes) -> list[Event]:
         """Consume ``data`` and return decoded events (none while detecting)."""
         if self._inner is not None:

@@ -76,6 +76,11 @@ class TextDecoder:
         self._rows: list[tuple[float, ...]] = []
         self._first = 0
 
+    @property
+    def buffered(self) -> int:
+        """Bytes of an unfinished line held (at most ``max_line_len``)."""
+        return len(self._buf)
+
     def feed(self, data: bytes) -> list[Event]:
         """Consume ``data``; return the events of every completed line. Never raises."""
         events: list[Event] = []

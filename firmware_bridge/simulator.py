@@ -13,7 +13,9 @@ import json
 import math
 import os
 import random
+import fcntl
 import select
+import termios
 import threading
 import time
 import tty
@@ -81,6 +83,9 @@ class Simulator:
         Where to write the JSON-lines fault log.
     loop : bool
         Replay the source forever (until :meth:`stop`).
+    drain_timeout : float
+        At the end, wait this long for a reader to take what is still buffered
+        in the pty before the simulator may close it.
 
     Attributes
     ----------
@@ -113,6 +118,7 @@ class Simulator:
         device_id: str = "sim-1",
         hello_every: float = 1.0,
         loop: bool = False,
+        drain_timeout: float = 10.0,
     ) -> None:
         if mode not in ("binary", "text"):
             raise ValueError(f"mode must be 'binary' or 'text' (got {mode!r})")
@@ -128,6 +134,7 @@ class Simulator:
         self.link = link
         self.hello_every = hello_every
         self.loop = loop
+        self.drain_timeout = drain_timeout
         self.device_id = device_id
         self._rng = random.Random(seed)
         self._scales = self._choose_scales() if self.sample_format == SampleFormat.INT16 else (1.0,) * n_ch
@@ -146,6 +153,9 @@ class Simulator:
         self._last_intact_boot: int | None = None
         self._master: int | None = None
         self._slave: int | None = None
+        self._boot_id = self._rng.getrandbits(32)
+        self._seq = 0
+        self._booted = False  # the first boot keeps the ids above
         self._port = port
         self._open()
 
@@ -220,7 +230,52 @@ class Simulator:
             self.done.set()
         return self.truth
 
+    def _pending_input(self) -> int:
+        """Bytes written to the pty that no reader has taken yet."""
+        if self._slave is None:
+            return 0
+        buf = fcntl.ioctl(self._slave, termios.FIONREAD, b"\0\0\0\0")
+        return int.from_bytes(buf, "little")
+
+    def _wait_drained(self, timeout: float) -> bool:
+        """Wait until the reader has taken everything (empty for 0.1 s running).
+
+        The kernel moves bytes from the master to the slave's queue
+        asynchronously, so one empty reading right after a write proves nothing.
+        """
+        deadline = time.monotonic() + timeout
+        empty_since = None
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            if self._pending_input():
+                empty_since = None
+            elif empty_since is None:
+                empty_since = now
+            elif now - empty_since >= 0.1:
+                return True
+            if self._stop.wait(0.01):
+                return False
+        return False
+
     def _play(self) -> None:
+        if not self.realtime and self._slave is not None:
+            # As fast as possible means as fast as a reader takes it, so wait
+            # for one: opening the port with pyserial flushes (or reads) this
+            # first HELLO, which the boot below sends again.
+            if self.mode == "binary":
+                self._send_hello(0)
+            else:
+                self._send(",".join(self.source.channels).encode() + b"\n", "header", 0)
+            self._wait_drained(math.inf)
+            # pyserial flushes the input queue while it opens the port (after
+            # the moment we see the queue empty): give it time to finish so the
+            # playback proper is not flushed too.
+            self._stop.wait(0.3)
+        self._play_rows()
+        if self._slave is not None:
+            self._wait_drained(self.drain_timeout)
+
+    def _play_rows(self) -> None:
         rows = self.source.rows
         rate = self.source.rate_hz
         spf = self.samples_per_frame
@@ -253,8 +308,10 @@ class Simulator:
                 played += len(block)
 
     def _boot(self) -> None:
-        self._boot_id = self._rng.getrandbits(32)
-        self._seq = 0
+        if self._booted:
+            self._boot_id = self._rng.getrandbits(32)
+            self._seq = 0
+        self._booted = True
         self._pending_lost = 0  # losses at the tail of the old boot are unknowable
         if self.mode == "binary":
             self._send_hello(0)
