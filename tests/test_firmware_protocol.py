@@ -205,3 +205,19 @@ def test_stream_decoder_detects_binary_after_garbage() -> None:
     events = dec.feed(b"\xff\x13garbage" + hello() + samples(1, 0))
     assert dec.detected == "binary"
     assert [type(e) for e in events if not isinstance(e, DecodeError)] == [Hello, Samples]
+
+
+def test_package_exports_protocol_and_stays_stdlib_only() -> None:
+    import subprocess
+    import sys
+
+    import firmware_bridge
+    from firmware_bridge import protocol
+
+    assert sorted(firmware_bridge.__all__) == sorted(protocol.__all__)
+    assert all(hasattr(firmware_bridge, name) for name in firmware_bridge.__all__)
+    code = ("import sys, firmware_bridge, firmware_bridge.simulator, firmware_bridge.serial_reader, "
+            "firmware_bridge.capture, firmware_bridge.synthetic; "
+            "print(sorted(m for m in ('serial', 'click', 'numpy', 'edge_runtime') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
