@@ -19,6 +19,7 @@ from edge_runtime import __version__
 from edge_runtime.bundle import SCHEMA_VERSION, Bundle
 from edge_runtime.data import SensorTable, concat_tables, load_table
 from edge_runtime.errors import ConfigError, DataError
+from edge_runtime.preprocess import Standardizer
 from edge_runtime.scoring import ScoreConfig
 from edge_runtime.windows import sliding_windows
 from trainer.detector import AutoencoderDetector
@@ -109,6 +110,7 @@ def train_bundle(
     table = load_training_table(spec)
     if len(table) < window:
         raise DataError(f"{table.source}: {len(table)} healthy rows is fewer than one window of {window}; give more data or a smaller --window")
+    Standardizer.fit(table.values, table.columns, table.source)  # refuse constant channels before training
     log(f"training {model} autoencoder on {len(table)} rows x {len(table.columns)} channels from {table.source}")
     det = AutoencoderDetector(model=model, window=window, stride=stride, epochs=epochs, patience=patience,
                               batch_size=batch_size, seed=seed, score=score,

@@ -65,7 +65,7 @@ def data_options(prefix: str = "") -> Callable[[Any], Any]:
 @click.option("--channel-weights", default=None, help="Per-channel score weights, comma-separated, in column order.")
 @click.option("--smooth", default=1, show_default=True, type=click.IntRange(min=1),
               help="Average the residual over this many time steps before scoring (rejects sensor noise).")
-@click.option("--latent", default=None, type=click.IntRange(min=1), help="Bottleneck size (default: 16 conv/dense, 32 lstm).")
+@click.option("--latent", default=None, type=click.IntRange(min=1), help="Bottleneck size (default: 4 conv/dense, 8 lstm).")
 @click.option("--threshold-method", default="percentile:99.5", show_default=True,
               help="percentile:P | sigma:K | far:RATE on held-out normal windows.")
 @click.option("--quantize", default="int8", show_default=True, type=click.Choice(["int8", "float16", "dynamic", "float32"]))

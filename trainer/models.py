@@ -6,7 +6,11 @@ Design constraints, from what the converters and the Edge TPU accept:
   conv decoder upsamples with nearest-neighbour resize, then convolves;
 * LSTMs are plain unidirectional ``tf_keras`` layers so that, built with a
   fixed batch of 1, they convert to the fused UNIDIRECTIONAL_SEQUENCE_LSTM op;
-* every model maps (window, channels) -> (window, channels).
+* every model maps (window, channels) -> (window, channels);
+* bottlenecks are narrow on purpose (4 for conv and dense, 8 for LSTM): a
+  wide one learns to reproduce degraded windows too, and the error stops
+  separating them (on C-MAPSS FD001, conv latent 16 scored ROC-AUC 0.89,
+  latent 4 with (16, 8) filters 0.97).
 
 ``build_model(kind, window, n_channels, batch_size=None)`` builds the same
 architecture for training (any batch) and export (batch 1); weights transfer
@@ -22,8 +26,8 @@ from trainer._tf import tf_and_keras
 __all__ = ["MODEL_KINDS", "build_model"]
 
 
-def _conv(window: int, n_channels: int, batch_size: int | None, latent: int = 16,
-          filters: tuple[int, int] = (32, 16), kernel: int = 5) -> Any:
+def _conv(window: int, n_channels: int, batch_size: int | None, latent: int = 4,
+          filters: tuple[int, int] = (16, 8), kernel: int = 5) -> Any:
     _, keras = tf_and_keras()
     L = keras.layers
     inp = keras.Input((window, n_channels), batch_size=batch_size, name="window")
@@ -46,7 +50,7 @@ def _conv(window: int, n_channels: int, batch_size: int | None, latent: int = 16
     return keras.Model(inp, out, name="conv_ae")
 
 
-def _lstm(window: int, n_channels: int, batch_size: int | None, latent: int = 32) -> Any:
+def _lstm(window: int, n_channels: int, batch_size: int | None, latent: int = 8) -> Any:
     _, keras = tf_and_keras()
     L = keras.layers
     inp = keras.Input((window, n_channels), batch_size=batch_size, name="window")
@@ -57,7 +61,7 @@ def _lstm(window: int, n_channels: int, batch_size: int | None, latent: int = 32
     return keras.Model(inp, out, name="lstm_ae")
 
 
-def _dense(window: int, n_channels: int, batch_size: int | None, latent: int = 16, hidden: int = 64) -> Any:
+def _dense(window: int, n_channels: int, batch_size: int | None, latent: int = 4, hidden: int = 32) -> Any:
     _, keras = tf_and_keras()
     L = keras.layers
     inp = keras.Input((window, n_channels), batch_size=batch_size, name="window")
