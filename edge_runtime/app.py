@@ -206,7 +206,6 @@ class Runtime:
 
     def _inference_loop(self) -> None:
         handle = self.pipeline.handle
-        draining = False
         while True:
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
@@ -221,6 +220,8 @@ class Runtime:
                 self.stop_event.set()
                 return
             t_rx, events = item
+            if t_rx is None:  # replay: the sample "arrives" when the pipeline takes it
+                t_rx = time.monotonic()
             try:
                 for ev in events:
                     if type(ev).__name__ == "Hello":
@@ -231,8 +232,6 @@ class Runtime:
                 self.fatal = err
                 self.stop_event.set()
                 return
-            if self.stop_event.is_set() and not draining:
-                draining = True  # finish what the reader already queued, then stop
 
     def _reload(self) -> None:
         log.info("SIGHUP: reloading bundle %s", self.cfg.bundle)

@@ -75,12 +75,13 @@ class Metrics:
     inference: LatencyWindow = field(default_factory=LatencyWindow)
     end_to_end: LatencyWindow = field(default_factory=LatencyWindow)
     live_scores: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+    started: float = field(default_factory=time.monotonic)
     _last: tuple[float, int, int] | None = None
 
     def snapshot(self, *, calibration: NDArray[np.float64], queue_depth: int, outbox_depth: int,
                  events_dropped: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         now = time.monotonic()
-        prev = self._last or (now, 0, 0)
+        prev = self._last or (self.started, 0, 0)
         dt = max(now - prev[0], 1e-9)
         self._last = (now, self.samples, self.windows)
         p50, p99 = self.inference.percentiles(50, 99)
@@ -91,7 +92,7 @@ class Metrics:
             "windows_per_s": round((self.windows - prev[2]) / dt, 2),
             "inference_ms_p50": p50, "inference_ms_p99": p99,
             "event_latency_ms_p50": e50, "event_latency_ms_p99": e99,
-            "samples": self.samples, "windows": self.windows, "events": self.events,
+            "uptime_s": round(now - self.started, 3), "samples": self.samples, "windows": self.windows, "events": self.events,
             "decode_errors": self.decode_errors, "lost_frames": self.lost_frames, "gaps": self.gaps,
             "serial_reconnects": self.reconnects, "queue_overflows": self.queue_overflows,
             "queue_depth": queue_depth, "outbox_depth": outbox_depth, "events_dropped": events_dropped,

@@ -78,6 +78,7 @@ class Pipeline:
         self.use_scorer(scorer)
         self._index_for: dict[tuple[str, ...], NDArray[np.intp]] = {}
         self._anchor: tuple[float, float] | None = None   # (wall seconds, device seconds) at the last break
+        self._hello_channels: tuple[str, ...] | None = None
 
     def use_scorer(self, scorer: Any) -> None:
         """Switch model (bundle reload); the stream restarts so windows stay consistent."""
@@ -112,10 +113,16 @@ class Pipeline:
         if kind == "Samples":
             self._samples(event, t_rx)
         elif kind == "Hello":
-            self.check_channels(tuple(event.channels))
+            # Devices repeat HELLO periodically; only a change of layout breaks
+            # the stream (a reboot arrives from the decoder as Gap("reset")).
+            channels = tuple(event.channels)
+            self.check_channels(channels)
             if event.sample_rate_hz:
                 self._rate = float(event.sample_rate_hz)
-            self._break("hello", 0)
+            if channels != self._hello_channels:
+                if self._hello_channels is not None:
+                    self._break("new channel layout", 0)
+                self._hello_channels = channels
         elif kind == "Gap":
             self._break(event.reason, int(event.lost_frames))
         elif isinstance(event, StreamBreak):

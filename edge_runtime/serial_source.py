@@ -45,7 +45,7 @@ class SerialSource(threading.Thread):
     """Reader thread over one serial port; reconnects with backoff."""
 
     def __init__(self, url: str, baud: int, decoder: Any, out: queue.Queue[Any], metrics: Any, *,
-                 min_backoff: float = 0.1, max_backoff: float = 5.0) -> None:
+                 min_backoff: float = 0.05, max_backoff: float = 2.0) -> None:
         super().__init__(name="edgewatch-serial", daemon=True)
         self.url = url
         self.baud = baud
@@ -134,7 +134,9 @@ class ReplaySource(threading.Thread):
     def _put(self, events: list[Any]) -> None:
         while not self.stop_event.is_set():
             try:
-                self.out.put((time.monotonic(), events), timeout=0.2)
+                # No receive time: the file is infinitely fast, so the inference
+                # thread stamps the events when it takes them (see Runtime).
+                self.out.put((None, events), timeout=0.2)
                 return
             except queue.Full:
                 continue

@@ -75,7 +75,8 @@ class MosquittoBroker:
     """One mosquitto process with its own config in ``workdir``."""
 
     def __init__(self, workdir: Path, *, port: int | None = None, tls: Certs | None = None,
-                 users: dict[str, str] | None = None, require_client_cert: bool = False) -> None:
+                 users: dict[str, str] | None = None, require_client_cert: bool = False,
+                 persistent: bool = False) -> None:
         if not Path(MOSQUITTO).exists():
             raise RuntimeError(f"mosquitto not found at {MOSQUITTO!r}; install it (apt install mosquitto) "
                                "or set $EDGEWATCH_MOSQUITTO")
@@ -85,6 +86,7 @@ class MosquittoBroker:
         self.tls = tls
         self.users = users
         self.require_client_cert = require_client_cert
+        self.persistent = persistent
         self.proc: subprocess.Popen[str] | None = None
         self.log: list[str] = []
         self._write_config()
@@ -94,7 +96,10 @@ class MosquittoBroker:
         return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     def _write_config(self) -> None:
-        lines = [f"listener {self.port} 127.0.0.1", "persistence false", "log_dest stdout",
+        # persistent=True keeps sessions and queued QoS 1 messages across stop()/start(),
+        # so a clean_session=False subscriber misses nothing while the broker is away.
+        persistence = ["persistence true", f"persistence_location {self.workdir}/"] if self.persistent else ["persistence false"]
+        lines = [f"listener {self.port} 127.0.0.1", *persistence, "log_dest stderr",
                  "log_type error", "log_type warning", "log_type notice", "log_type information",
                  "connection_messages true"]
         if self.users:
@@ -115,13 +120,13 @@ class MosquittoBroker:
 
     def start(self, timeout: float = 10.0) -> MosquittoBroker:
         ready = threading.Event()
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.config)], stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.config)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
         proc = self.proc
 
         def pump() -> None:
-            assert proc.stdout is not None
-            for line in proc.stdout:
+            assert proc.stderr is not None
+            for line in proc.stderr:
                 self.log.append(line.rstrip())
                 if " running" in line:
                     ready.set()
@@ -141,6 +146,8 @@ class MosquittoBroker:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+        if self.proc is not None and self.proc.stderr is not None:
+            self.proc.stderr.close()
         self.proc = None
 
     def __enter__(self) -> MosquittoBroker:
@@ -154,7 +161,7 @@ class PlantSubscriber:
     """A paho subscriber standing in for the plant: every message lands in a queue."""
 
     def __init__(self, broker: MosquittoBroker, topic: str = "#", *, username: str | None = None,
-                 password: str | None = None, client_id: str | None = None) -> None:
+                 password: str | None = None, client_id: str | None = None, clean_session: bool = True) -> None:
         import paho.mqtt.client as mqtt
 
         self.broker = broker
@@ -162,7 +169,8 @@ class PlantSubscriber:
         self.messages: queue.Queue[Any] = queue.Queue()
         self.seen: list[Any] = []
         self._subscribed = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"plant-{id(self):x}")
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"plant-{id(self):x}",
+                                  clean_session=clean_session)
         if username:
             self.client.username_pw_set(username, password)
         if broker.tls:
