@@ -83,6 +83,7 @@ class RuntimeProcess:
             with self._cond:
                 self.lines.append(line.rstrip())
                 self._cond.notify_all()
+        self.proc.stderr.close()
         with self._cond:
             self.lines.append("<EOF>")
             self._cond.notify_all()
@@ -99,16 +100,18 @@ class RuntimeProcess:
     def stop(self, timeout: float = 30.0) -> int:
         if self.proc.poll() is None:
             self.proc.terminate()
-        return self.proc.wait(timeout=timeout)
+        code = self.proc.wait(timeout=timeout)
+        self.wait_for_log("<EOF>", timeout=timeout)
+        return code
 
     def kill(self) -> None:
         self.proc.kill()
         self.proc.wait(timeout=10)
+        self.wait_for_log("<EOF>", timeout=10)
 
     def __enter__(self) -> RuntimeProcess:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+            self.kill()
