@@ -102,6 +102,9 @@ class MosquittoBroker:
         lines = [f"listener {self.port} 127.0.0.1", *persistence, "log_dest stderr",
                  "log_type error", "log_type warning", "log_type notice", "log_type information",
                  "connection_messages true"]
+        if os.geteuid() == 0:
+            # As root mosquitto drops to user "mosquitto", which cannot read our private temp files.
+            lines.append("user root")
         if self.users:
             pw = self.workdir / "passwd"
             pw.write_text("")
@@ -133,7 +136,7 @@ class MosquittoBroker:
             ready.set()
 
         threading.Thread(target=pump, daemon=True, name="mosquitto-log").start()
-        if not ready.wait(timeout) or proc.poll() is not None:
+        if not ready.wait(timeout) or proc.poll() is not None or not any(" running" in ln for ln in self.log):
             self.stop()
             raise RuntimeError(f"mosquitto did not start on port {self.port}:\n" + "\n".join(self.log[-20:]))
         return self
