@@ -16,6 +16,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from edge_runtime.drift import KSResult, ks_2samp
+from edge_runtime.errors import DataError
+
 __all__ = ["Metrics", "LatencyWindow", "ks_statistic"]
 
 
@@ -23,16 +26,18 @@ def ks_statistic(live: NDArray[np.float64], reference: NDArray[np.float64]) -> f
     """Two-sample Kolmogorov-Smirnov statistic (0 = same distribution, 1 = disjoint).
 
     ``None`` when either sample is empty. Used as the drift statistic of live
-    window scores against the bundle's calibration scores.
+    window scores against the bundle's calibration scores; the same function
+    as ``edgewatch drift`` (:func:`edge_runtime.drift.ks_2samp`).
     """
-    a = np.sort(np.asarray(live, dtype=np.float64))
-    b = np.sort(np.asarray(reference, dtype=np.float64))
-    if len(a) == 0 or len(b) == 0:
+    result = _ks(live, reference)
+    return None if result is None else result.statistic
+
+
+def _ks(live: NDArray[np.float64], reference: NDArray[np.float64]) -> KSResult | None:
+    try:
+        return ks_2samp(live, reference)
+    except DataError:  # an empty (or all-NaN) sample: nothing to compare yet
         return None
-    grid = np.concatenate([a, b])
-    cdf_a = np.searchsorted(a, grid, side="right") / len(a)
-    cdf_b = np.searchsorted(b, grid, side="right") / len(b)
-    return float(np.max(np.abs(cdf_a - cdf_b)))
 
 
 class LatencyWindow:
@@ -86,7 +91,7 @@ class Metrics:
         self._last = (now, self.samples, self.windows)
         p50, p99 = self.inference.percentiles(50, 99)
         e50, e99 = self.end_to_end.percentiles(50, 99)
-        drift = ks_statistic(np.fromiter(list(self.live_scores), dtype=np.float64), calibration)
+        drift = _ks(np.fromiter(list(self.live_scores), dtype=np.float64), calibration)
         snap = {
             "samples_per_s": round((self.samples - prev[1]) / dt, 2),
             "windows_per_s": round((self.windows - prev[2]) / dt, 2),
@@ -96,7 +101,8 @@ class Metrics:
             "decode_errors": self.decode_errors, "lost_frames": self.lost_frames, "gaps": self.gaps,
             "serial_reconnects": self.reconnects, "queue_overflows": self.queue_overflows,
             "queue_depth": queue_depth, "outbox_depth": outbox_depth, "events_dropped": events_dropped,
-            "drift_ks": None if drift is None else round(drift, 4),
+            "drift_ks": None if drift is None else round(drift.statistic, 4),
+            "drift_p": None if drift is None else float(f"{drift.p_value:.4g}"),
         }
         snap.update(extra or {})
         return snap
