@@ -1,0 +1,132 @@
+"""Benchmark of the gateway runtime: replay 10^6 samples x 8 channels through ``edgewatch run``.
+
+    python tools/bench_runtime.py [--samples 1000000] [--bundle B.ewb] [--mqtt mqtt://host:port] [--out results.json]
+
+Without ``--bundle`` it trains a small 8-channel int8 bundle first (needs the
+``train`` extra; the runtime process it measures never imports TensorFlow).
+Without ``--mqtt`` it starts a private Mosquitto on a free port (loopback).
+
+Reports, for the runtime subprocess only: wall time, CPU time (user+sys),
+samples/s and windows/s, samples/s per CPU-second (per core), peak RSS, and
+the end-to-end latency from the moment the pipeline takes a window's last
+sample to the broker's PUBACK of the event that window caused (p50/p99). In
+replay the file is infinitely fast, so the latency clock starts when the
+inference thread takes the chunk, not when it was read from disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+CHANNELS = [f"ch{i}" for i in range(8)]
+RATE = 1000.0
+
+
+def make_rows(n: int, seed: int, bursts: bool) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / RATE
+    freqs = np.array([5, 7, 11, 13, 17, 19, 23, 29], dtype=np.float64)
+    x = np.sin(2 * np.pi * t[:, None] * freqs[None, :] / 10) + rng.normal(0, 0.1, size=(n, 8))
+    if bursts:  # an anomaly burst every 4000 samples: events to time
+        for start in range(2000, n - 400, 4000):
+            x[start:start + 300, start // 4000 % 8] += rng.normal(0, 3.0, size=300)
+    return x.astype(np.float32)
+
+
+def write_csv(path: Path, rows: np.ndarray) -> None:
+    with open(path, "w") as fh:
+        fh.write(",".join(CHANNELS) + "\n")
+        np.savetxt(fh, rows, delimiter=",", fmt="%.9g")
+
+
+def train(tmp: Path) -> Path:
+    from trainer.api import train_bundle
+
+    csv = tmp / "train.csv"
+    write_csv(csv, make_rows(20000, 0, bursts=False))
+    out = tmp / "bench8.ewb"
+    train_bundle([str(csv)], out, window=32, stride=8, epochs=5, sample_rate_hz=RATE, model_id="bench8", log=lambda s: None)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--samples", type=int, default=1_000_000)
+    ap.add_argument("--bundle", type=Path)
+    ap.add_argument("--mqtt")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="edgewatch-bench-"))
+    bundle = args.bundle
+    if bundle is None:
+        # Train in a child so this process (and its children's rusage) stays TensorFlow-free.
+        subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(REPO)!r}); "
+                        f"from tools.bench_runtime import train; from pathlib import Path; train(Path({str(tmp)!r}))"],
+                       check=True, cwd=REPO)
+        bundle = tmp / "bench8.ewb"
+    data = tmp / "replay.csv"
+    write_csv(data, make_rows(args.samples, 1, bursts=True))
+    broker = None
+    url = args.mqtt
+    if url is None:
+        sys.path.insert(0, str(REPO))
+        from tests.mqtt_broker import MosquittoBroker
+
+        broker = MosquittoBroker(tmp).start()
+        url = broker.url
+    summary = tmp / "summary.json"
+    cmd = [sys.executable, "-m", "tools.cli", "run", "--bundle", str(bundle), "--replay", str(data), "--mqtt", url,
+           "--device-id", "bench", "--state-dir", str(tmp / "state"), "--summary", str(summary),
+           "--log-level", "warning", "--config", str(_config(tmp))]
+    try:
+        t0 = time.monotonic()
+        proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        # wait4 gives the rusage of this one child (not of the training child).
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.monotonic() - t0
+    finally:
+        if broker is not None:
+            broker.stop()
+    if proc.returncode != 0:
+        print(f"runtime exited {proc.returncode}", file=sys.stderr)
+        return proc.returncode
+    s = json.loads(summary.read_text())
+    lat = np.asarray(s["end_to_end_ms"], dtype=np.float64)
+    cpu = usage.ru_utime + usage.ru_stime
+    result = {
+        "samples": s["samples"], "channels": 8, "windows": s["windows"], "events": s["events"],
+        "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+        "samples_per_s": round(s["samples"] / wall), "windows_per_s": round(s["windows"] / wall),
+        "samples_per_cpu_s": round(s["samples"] / cpu),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "event_latency_ms_p50": round(float(np.percentile(lat, 50)), 2) if len(lat) else None,
+        "event_latency_ms_p99": round(float(np.percentile(lat, 99)), 2) if len(lat) else None,
+        "inference_ms_p50": s["inference_ms_p50"], "inference_ms_p99": s["inference_ms_p99"],
+        "delivered": s["delivered"], "events_dropped": s["events_dropped"], "bundle": str(bundle),
+    }
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 0
+
+
+def _config(tmp: Path) -> Path:
+    cfg = tmp / "bench.toml"
+    cfg.write_text("[alarm]\nk = 2\nn = 3\nm = 3\nflood_limit = 100000\n[queue]\nmax_events = 100000\n")
+    return cfg
+
+
+if __name__ == "__main__":
+    sys.exit(main())
