@@ -89,7 +89,8 @@ class Runtime:
         override = self.state.get("threshold_override")
         self.pipeline.threshold_override = None if override is None else float(override)
         ctx = CommandContext(self.state, device_id=cfg.device_id, shelve=self.pipeline.alarms.shelve,
-                             set_threshold=self._set_threshold, info=self.status_info)
+                             set_threshold=self._set_threshold, info=self.status_info,
+                             bundle=lambda: self.bundle, config=cfg, reload=self.reload_requested.set)
         self.publisher = Publisher(cfg, self.outbox, status=self.status_info(), on_delivered=self._on_delivered,
                                    on_command=CommandDispatcher(ctx, self._answer))
         self.decoder = make_decoder(cfg.serial_mode, self.scorer.channels, self.bundle.manifest.get("sample_rate_hz"))
@@ -99,6 +100,9 @@ class Runtime:
         from edge_runtime.scorer import BundleScorer
 
         bundle = Bundle.load(self.cfg.bundle)
+        from edge_runtime.signing import check_bundle
+
+        check_bundle(bundle, self.cfg.bundle_public_key)  # no-op unless security.bundle_public_key is set
         scorer = BundleScorer(bundle, delegate=self.cfg.delegate, num_threads=self.cfg.num_threads)
         if scorer.model.fallback:
             log.warning("%s", scorer.model.fallback)

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[["CommandContext", dict[str, Any]], "dict[str, Any] | None"]
 HANDLERS: dict[str, Handler] = {}
 #: Modules imported when the runtime starts so their ``@command`` handlers register.
-PLUGIN_MODULES: list[str] = []
+PLUGIN_MODULES: list[str] = ["edge_runtime.remote_threshold"]
 
 
 class CommandError(Exception):
@@ -95,13 +95,17 @@ class CommandContext:
 
     def __init__(self, state: RuntimeState, *, device_id: str, shelve: Callable[[float], None],
                  set_threshold: Callable[[float | None], None], info: Callable[[], dict[str, Any]],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, bundle: Callable[[], Any] | None = None,
+                 config: Any = None, reload: Callable[[], None] | None = None) -> None:
         self.state = state
         self.device_id = device_id
         self._shelve = shelve
         self._set_threshold = set_threshold
         self._info = info
         self.clock = clock
+        self.bundle = bundle        # the running Bundle (calibration scores for bounds)
+        self.config = config        # the RuntimeConfig (security keys)
+        self.reload = reload        # ask the runtime to reload its bundle, as SIGHUP does
 
     def shelve_until(self, until: float) -> None:
         """Shelve the device's alarm until UTC epoch ``until`` (0 unshelves); persisted."""

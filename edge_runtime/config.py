@@ -19,6 +19,8 @@ TOML layout (every key optional except where the command needs it)::
     [alarm]     k = 3; n = 5; m = 5; deadband = 0.05; ema_alpha = 0.0
                 flood_limit = 10; flood_window_s = 600; top_channels = 3
     [queue]     max_events = 10000
+    [security]  bundle_public_key = "/etc/edgewatch/bundle.pub"    # refuse unsigned/tampered bundles
+                command_public_key = "/etc/edgewatch/operator.pub" # require signed remote commands
 
 Environment variables are ``EDGEWATCH_<SECTION>_<KEY>`` (``EDGEWATCH_MQTT_URL``,
 ``EDGEWATCH_ALARM_K``) or ``EDGEWATCH_<KEY>`` for top-level keys. Secrets
@@ -89,6 +91,8 @@ class RuntimeConfig:
     queue_max_events: int = 10000
     alarm: AlarmSettings = AlarmSettings()
     summary_file: Path | None = None   # final counters as JSON on exit (tests, benchmark)
+    bundle_public_key: Path | None = None    # refuse bundles not signed by this Ed25519 key
+    command_public_key: Path | None = None   # require remote commands signed by this key
 
     # ------------------------------------------------------------ derived
     @property
@@ -201,6 +205,8 @@ _KEYS: list[tuple[str, str, Callable[[str, Any], Any]]] = [
     ("alarm.flood_limit", "alarm.flood_limit", _int(1)),
     ("alarm.flood_window_s", "alarm.flood_window_s", _float(0.0, lo_open=True)),
     ("alarm.top_channels", "alarm.top_channels", _int(1)),
+    ("security.bundle_public_key", "bundle_public_key", _path),
+    ("security.command_public_key", "command_public_key", _path),
 ]
 #: The ``edgewatch run`` flag of each key, so messages name what the user typed.
 _FLAGS = {"bundle": "--bundle", "device_id": "--device-id", "state_dir": "--state-dir", "delegate": "--delegate",
@@ -315,6 +321,10 @@ def _validate(cfg: RuntimeConfig) -> RuntimeConfig:
         raise ConfigError(f"alarm.k ({a.k}) must be <= alarm.n ({a.n}): raise when k of the last n windows exceed the threshold")
     if cfg.reconnect_min_s > cfg.reconnect_max_s:
         raise ConfigError(f"mqtt.reconnect_min_s ({cfg.reconnect_min_s}) must be <= mqtt.reconnect_max_s ({cfg.reconnect_max_s})")
+    for name in ("bundle_public_key", "command_public_key"):
+        path = getattr(cfg, name)
+        if path is not None and not path.is_file():
+            raise ConfigError(f"security.{name} {str(path)!r}: no such file; pass the .pub file from 'edgewatch keys generate'")
     for name in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
         path = getattr(cfg, name)
         if path is not None and not path.is_file():
