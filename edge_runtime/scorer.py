@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from edge_runtime.bundle import Bundle
 from edge_runtime.errors import ConfigError, MissingDependencyError, ModelIncompatibleError
 from edge_runtime.preprocess import Standardizer
-from edge_runtime.scoring import ScoreConfig, channel_contributions, window_scores
+from edge_runtime.scoring import ScoreConfig, anomaly_scores, channel_contributions
 from edge_runtime.windows import sliding_windows
 
 __all__ = ["BundleScorer", "TFLiteModel", "ScoredWindows", "DELEGATES", "load_interpreter_class"]
@@ -96,13 +96,22 @@ class TFLiteModel:
         except (ValueError, RuntimeError) as err:
             raise ModelIncompatibleError(f"{name}: not a loadable TFLite model ({err}); the member is corrupt, re-export the bundle") from err
         inp = self._interp.get_input_details()[0]
-        out = self._interp.get_output_details()[0]
+        out, latent = _pick_outputs(self._interp.get_output_details(), tuple(int(v) for v in inp["shape"]), name)
         self.input_index, self.output_index = inp["index"], out["index"]
         self.input_shape = tuple(int(v) for v in inp["shape"])
         self.input_dtype = np.dtype(inp["dtype"])
         self.output_dtype = np.dtype(out["dtype"])
         self.input_quant = tuple(inp["quantization"])  # (scale, zero_point); (0.0, 0) when float
         self.output_quant = tuple(out["quantization"])
+        # Variational models have a second output, [code mean, code log-variance].
+        self.latent_index: int | None = None if latent is None else latent["index"]
+        self.latent_dtype = None if latent is None else np.dtype(latent["dtype"])
+        self.latent_quant = None if latent is None else tuple(latent["quantization"])
+        self.latent_width = 0 if latent is None else int(latent["shape"][-1])
+
+    @property
+    def has_latent(self) -> bool:
+        return self.latent_index is not None
 
     def ops(self) -> list[str]:
         """Operator names in the model, in execution order."""
@@ -114,6 +123,9 @@ class TFLiteModel:
                       "scale": float(self.input_quant[0]), "zero_point": int(self.input_quant[1])},
             "output": {"dtype": self.output_dtype.name,
                        "scale": float(self.output_quant[0]), "zero_point": int(self.output_quant[1])},
+            **({} if self.latent_quant is None or self.latent_dtype is None else {"latent": {
+                "width": self.latent_width, "dtype": self.latent_dtype.name,
+                "scale": float(self.latent_quant[0]), "zero_point": int(self.latent_quant[1])}}),
         }
 
     def _quantize(self, x: NDArray[np.float32]) -> NDArray[Any]:
@@ -123,14 +135,22 @@ class TFLiteModel:
         info = np.iinfo(self.input_dtype)
         return np.clip(np.round(x / scale + zero), info.min, info.max).astype(self.input_dtype)
 
-    def _dequantize(self, y: NDArray[Any]) -> NDArray[np.float32]:
-        if self.output_dtype == np.float32:
+    def _dequantize(self, y: NDArray[Any], dtype: Any = None, quant: Any = None) -> NDArray[np.float32]:
+        dtype = self.output_dtype if dtype is None else dtype
+        if dtype == np.float32:
             return y.astype(np.float32)
-        scale, zero = self.output_quant
+        scale, zero = self.output_quant if quant is None else quant
         return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
 
     def reconstruct(self, windows: NDArray[Any]) -> NDArray[np.float32]:
         """Reconstruct scaled windows (n, window, channels), one invoke per window."""
+        return self.predict(windows)[0]
+
+    def predict(self, windows: NDArray[Any]) -> tuple[NDArray[np.float32], NDArray[np.float32] | None]:
+        """(reconstructions, latent stats or None) of scaled windows, one invoke per window.
+
+        Latent stats are (n, 2 * latent) = [mean, log_var] for variational models.
+        """
         windows = np.asarray(windows, dtype=np.float32)
         batch = self.input_shape[0]
         if windows.shape[1:] != self.input_shape[1:]:
@@ -139,6 +159,7 @@ class TFLiteModel:
                 "the data's window or channels disagree with the model"
             )
         out = np.empty(windows.shape, dtype=np.float32)
+        lat = np.empty((len(windows), self.latent_width), dtype=np.float32) if self.has_latent else None
         q = self._quantize(windows)
         for i in range(0, len(q), batch):
             chunk = q[i:i + batch]
@@ -148,7 +169,26 @@ class TFLiteModel:
             self._interp.set_tensor(self.input_index, chunk)
             self._interp.invoke()
             out[i:i + n] = self._dequantize(self._interp.get_tensor(self.output_index))[:n]
-        return out
+            if lat is not None:
+                raw = self._interp.get_tensor(self.latent_index)
+                lat[i:i + n] = self._dequantize(raw, self.latent_dtype, self.latent_quant).reshape(batch, -1)[:n]
+        return out, lat
+
+
+def _pick_outputs(details: list[dict[str, Any]], input_shape: tuple[int, ...],
+                  name: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(reconstruction, latent stats or None), told apart by shape: the converter's output order is not the model's."""
+    if len(details) == 1:
+        return details[0], None
+    recon = [d for d in details if tuple(int(v) for v in d["shape"][1:]) == input_shape[1:]]
+    latent = [d for d in details if len(d["shape"]) == 2 and int(d["shape"][-1]) % 2 == 0]
+    if len(details) != 2 or len(recon) != 1 or len(latent) != 1:
+        shapes = [tuple(int(v) for v in d["shape"]) for d in details]
+        raise ModelIncompatibleError(
+            f"{name}: outputs {shapes} are not a reconstruction of shape {input_shape} plus one (1, 2*latent) "
+            "latent output; re-export the bundle with this edgewatch"
+        )
+    return recon[0], latent[0]
 
 
 @dataclass(frozen=True)
@@ -197,6 +237,11 @@ class BundleScorer:
                                      name=f"{bundle.path or 'bundle'}:{self.member}")
             self.model.fallback = fallback
         expected = (self.window, len(self.channels))
+        if self.config.latent != "none" and not self.model.has_latent:
+            raise ModelIncompatibleError(
+                f"{where}: the manifest scores with latent {self.config.latent!r} but the model has no latent "
+                "output; re-export the bundle from its variational Keras model"
+            )
         if self.model.input_shape[1:] != expected:
             raise ModelIncompatibleError(
                 f"{where} expects input of shape {self.model.input_shape[1:]}, but the manifest says "
@@ -209,8 +254,8 @@ class BundleScorer:
 
     def score_scaled(self, windows: NDArray[Any]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(scores, contributions) of already-scaled windows."""
-        recon = self.model.reconstruct(windows)
-        return window_scores(windows, recon, self.config), channel_contributions(windows, recon, self.config)
+        recon, latent = self.model.predict(windows)
+        return anomaly_scores(windows, recon, latent, self.config), channel_contributions(windows, recon, self.config)
 
     def score_windows(self, windows: NDArray[Any]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(scores, contributions) of raw windows (n, window, channels) in engineering units."""

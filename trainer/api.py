@@ -24,6 +24,7 @@ from edge_runtime.scoring import ScoreConfig
 from edge_runtime.windows import sliding_windows
 from trainer.detector import AutoencoderDetector
 from trainer.export import REPRESENTATIVE_WINDOWS, Gate, export_bundle, keras_to_bytes
+from trainer.training import TrainingOptions
 
 __all__ = ["DataSpec", "train_bundle", "load_training_table", "labelled_windows"]
 
@@ -99,6 +100,7 @@ def train_bundle(
     verbose: int | None = None,
     log: Callable[[str], None] = print,
     model_params: dict[str, Any] | None = None,
+    training: TrainingOptions = TrainingOptions(),
 ) -> Bundle:
     """Train, calibrate, export and write a bundle to ``out`` (atomically)."""
     spec = data if isinstance(data, DataSpec) else DataSpec(tuple(str(p) for p in data))
@@ -114,7 +116,8 @@ def train_bundle(
     log(f"training {model} autoencoder on {len(table)} rows x {len(table.columns)} channels from {table.source}")
     det = AutoencoderDetector(model=model, window=window, stride=stride, epochs=epochs, patience=patience,
                               batch_size=batch_size, seed=seed, score=score,
-                              threshold_method=threshold_method, verbose=verbose, model_params=model_params)
+                              threshold_method=threshold_method, verbose=verbose, model_params=model_params,
+                              training=training)
     started = _dt.datetime.now(_dt.timezone.utc)
     det.fit(table.values, table.segments, table.columns, source=table.source)
     seconds = (_dt.datetime.now(_dt.timezone.utc) - started).total_seconds()
@@ -131,6 +134,7 @@ def train_bundle(
             "version": 1,
             "type": model,
             "params": dict(model_params or {}),
+            "training": training.to_manifest(),
             "created": started.isoformat(timespec="seconds"),
             "created_by": _user(),
             "edgewatch_version": __version__,
@@ -141,7 +145,7 @@ def train_bundle(
         "window": window,
         "stride": stride,
         "scaler": det.scaler_.to_manifest(),
-        "score": score.to_manifest(),
+        "score": det.score_.to_manifest(),
         "threshold": {"value": det.threshold_, "method": det.threshold_method_, "scores_from": "keras float32",
                       "calibrated_with": det.threshold_method_, "history": []},
         "runtime": {"model": "keras_model.h5"},

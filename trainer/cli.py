@@ -53,7 +53,9 @@ def data_options(prefix: str = "") -> Callable[[Any], Any]:
 @click.argument("data", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @data_options()
 @click.option("--labels", "label_column", default=None, help="Label column; only rows labelled 0 (normal) are trained on.")
-@click.option("--model", default="conv", show_default=True, type=click.Choice(["conv", "lstm", "dense"]))
+@click.option("--model", default="conv", show_default=True,
+              type=click.Choice(["conv", "lstm", "dense", "conv-vae", "lstm-vae"]),
+              help="Autoencoder kind; the -vae kinds are variational (see --latent-score, --beta).")
 @click.option("--window", default=30, show_default=True, type=click.IntRange(min=2), help="Window length in samples.")
 @click.option("--stride", default=1, show_default=True, type=click.IntRange(min=1), help="Hop between windows.")
 @click.option("--epochs", default=80, show_default=True, type=click.IntRange(min=1))
@@ -66,6 +68,21 @@ def data_options(prefix: str = "") -> Callable[[Any], Any]:
 @click.option("--smooth", default=1, show_default=True, type=click.IntRange(min=1),
               help="Average the residual over this many time steps before scoring (rejects sensor noise).")
 @click.option("--latent", default=None, type=click.IntRange(min=1), help="Bottleneck size (default: 4 conv/dense, 8 lstm).")
+@click.option("--latent-score", default="none", show_default=True, type=click.Choice(["none", "kl", "mahalanobis"]),
+              help="Variational models: add the KL term or the Mahalanobis distance of the code; the score becomes "
+                   "z(reconstruction) + LAMBDA * z(latent), standardised on validation windows.")
+@click.option("--latent-weight", "latent_weight", default=1.0, show_default=True, type=float, help="LAMBDA of the combined score.")
+@click.option("--beta", default=1.0, show_default=True, type=float, help="Variational models: final KL weight.")
+@click.option("--anneal", default="linear", show_default=True, type=click.Choice(["none", "linear", "cyclical"]),
+              help="KL weight schedule from 0 to --beta.")
+@click.option("--anneal-epochs", default=10, show_default=True, type=int, help="Linear annealing: epochs to reach --beta.")
+@click.option("--cycles", default=4, show_default=True, type=int, help="Cyclical annealing: number of cycles.")
+@click.option("--free-bits", default=0.0, show_default=True, type=float, help="KL floor per code dimension (nats); guards against posterior collapse.")
+@click.option("--noise-std", default=0.0, show_default=True, type=float, help="Denoising: Gaussian input noise (scaled units).")
+@click.option("--mask-prob", default=0.0, show_default=True, type=float, help="Denoising: probability of masking each input value.")
+@click.option("--activity-l1", default=0.0, show_default=True, type=float, help="Sparse: L1 penalty on the code.")
+@click.option("--weight-decay", default=0.0, show_default=True, type=float, help="L2 penalty on every kernel.")
+@click.option("--contractive", default=0.0, show_default=True, type=float, help="Contractive: weight of ||d code / d input||^2.")
 @click.option("--threshold-method", default="percentile:99.5", show_default=True,
               help="percentile:P | sigma:K | far:RATE on held-out normal windows.")
 @click.option("--quantize", default="int8", show_default=True, type=click.Choice(["int8", "float16", "dynamic", "float32"]))
@@ -83,7 +100,9 @@ def data_options(prefix: str = "") -> Callable[[Any], Any]:
 def train(data: tuple[str, ...], fmt: str, columns: str | None, time_column: str | None, units: str | None,
           min_rul: int | None, label_column: str | None, model: str, window: int, stride: int, epochs: int,
           patience: int, batch_size: int, seed: int, score_method: str, reduce: str, channel_weights: str | None,
-          smooth: int, latent: int | None, threshold_method: str, quantize: str, target: str, check_paths: tuple[str, ...], check_labels: str | None,
+          smooth: int, latent: int | None, latent_score: str, latent_weight: float, beta: float, anneal: str,
+          anneal_epochs: int, cycles: int, free_bits: float, noise_std: float, mask_prob: float, activity_l1: float,
+          weight_decay: float, contractive: float, threshold_method: str, quantize: str, target: str, check_paths: tuple[str, ...], check_labels: str | None,
           check_units: str | None, max_auc_drop: float, min_agreement: float, force: bool, model_id: str | None,
           sample_rate: float | None, out: str) -> None:
     """Train an autoencoder on healthy DATA, calibrate its threshold, export int8 TFLite and write a bundle.
@@ -96,22 +115,32 @@ def train(data: tuple[str, ...], fmt: str, columns: str | None, time_column: str
     from edge_runtime.thresholds import parse_method
     from trainer.api import DataSpec, train_bundle
     from trainer.export import Gate
+    from trainer.training import TrainingOptions
 
     parse_method(threshold_method)  # fail before loading TensorFlow
+    # Built before any data or TensorFlow is loaded, so bad values fail fast with one line (exit 2).
+    training = TrainingOptions(noise_std=noise_std, mask_prob=mask_prob, activity_l1=activity_l1,
+                               weight_decay=weight_decay, contractive=contractive, beta=beta,
+                               anneal=anneal, anneal_epochs=anneal_epochs, cycles=cycles,  # type: ignore[arg-type]
+                               free_bits=free_bits)
+    if latent_score != "none" and not model.endswith("-vae"):
+        raise click.BadParameter(f"{latent_score!r} needs a variational model (--model conv-vae or lstm-vae), "
+                                 f"not {model!r}", param_hint="--latent-score")
     spec = DataSpec(data, fmt, _columns(columns), time_column, label_column, units, min_rul)
     check = None
     if check_paths:
         if check_labels is None:
             raise click.BadParameter("--check needs --check-labels COLUMN (C-MAPSS: label)", param_hint="--check-labels")
         check = DataSpec(check_paths, fmt, spec.columns, time_column, check_labels, check_units)
-    score_config = ScoreConfig(score_method, reduce, _weights(channel_weights), smooth)  # type: ignore[arg-type]
+    score_config = ScoreConfig(score_method, reduce, _weights(channel_weights), smooth,  # type: ignore[arg-type]
+                               latent=latent_score, latent_weight=latent_weight)  # type: ignore[arg-type]
     if smooth > window:
         raise click.BadParameter(f"--smooth {smooth} is longer than --window {window}; use at most the window length", param_hint="--smooth")
     train_bundle(spec, out, model=model, window=window, stride=stride, epochs=epochs, patience=patience,
                  batch_size=batch_size, seed=seed, score=score_config, threshold_method=threshold_method,
                  quantize=quantize, target=target, check=check, gate=Gate(max_auc_drop, min_agreement),
                  force=force, model_id=model_id, sample_rate_hz=sample_rate, log=click.echo,
-                 model_params={"latent": latent} if latent else None)
+                 model_params={"latent": latent} if latent else None, training=training)
 
 
 @click.command()

@@ -19,13 +19,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from edge_runtime.errors import DataError, NotFittedError
+from edge_runtime.errors import ConfigError, DataError, NotFittedError
 from edge_runtime.preprocess import Standardizer
-from edge_runtime.scoring import ScoreConfig, channel_contributions, window_scores
+from edge_runtime.scoring import ScoreConfig, anomaly_scores, channel_contributions, fit_latent_calibration, window_scores
 from edge_runtime.thresholds import choose_threshold
 from edge_runtime.windows import resegment, segment_bounds, sliding_windows
 from trainer._tf import tf_and_keras
-from trainer.models import build_model
+from trainer.models import build_model, is_vae
+from trainer.training import TrainingOptions, make_trainer
 
 __all__ = ["AutoencoderDetector", "split_validation"]
 
@@ -56,7 +57,7 @@ class AutoencoderDetector:
 
     Parameters
     ----------
-    model : {"conv", "lstm", "dense"}
+    model : {"conv", "lstm", "dense", "conv-vae", "lstm-vae"}
     window, stride : int
         Window length in samples; hop between training windows.
     epochs, batch_size, patience, learning_rate : training settings.
@@ -65,6 +66,10 @@ class AutoencoderDetector:
     threshold_method : str
         See :mod:`edge_runtime.thresholds` (``percentile:99.5`` by default).
     score : ScoreConfig
+        With a latent score (variational models only) its constants are
+        fitted in ``fit`` and the fitted config is ``score_``.
+    training : TrainingOptions
+        Denoising, penalties, and the variational KL weight schedule.
     seed : int
         Seeds numpy, Python and TensorFlow for reproducible runs.
 
@@ -73,6 +78,7 @@ class AutoencoderDetector:
     scaler_ : Standardizer
     model_ : the trained Keras model
     threshold_ : float
+    score_ : ScoreConfig, with fitted constants for a latent score
     val_scores_ : array of validation (normal) window scores
     n_features_in_ : int
     history_ : dict of per-epoch losses
@@ -82,7 +88,7 @@ class AutoencoderDetector:
                  batch_size: int = 64, patience: int = 8, learning_rate: float = 1e-3,
                  val_fraction: float = 0.2, threshold_method: str = "percentile:99.5",
                  score: ScoreConfig = ScoreConfig(), seed: int = 0, verbose: int | None = None,
-                 model_params: dict[str, Any] | None = None) -> None:
+                 model_params: dict[str, Any] | None = None, training: TrainingOptions = TrainingOptions()) -> None:
         self.model = model
         self.window = window
         self.stride = stride
@@ -96,6 +102,7 @@ class AutoencoderDetector:
         self.seed = seed
         self.verbose = verbose
         self.model_params = model_params
+        self.training = training
 
     # ------------------------------------------------------------------ fit
     def fit(self, X: NDArray[Any], segments: NDArray[np.int64] | None = None,
@@ -116,12 +123,18 @@ class AutoencoderDetector:
             )
         keras.utils.set_random_seed(self.seed)
         tf.config.experimental.enable_op_determinism()
-        net = build_model(self.model, self.window, X.shape[1], **(self.model_params or {}))
-        net.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="mse")
+        vae = is_vae(self.model)
+        if self.score.latent != "none" and not vae:
+            raise ConfigError(f"--latent-score {self.score.latent!r} needs a variational model (--model conv-vae or "
+                              f"lstm-vae); {self.model!r} has no latent distribution")
+        net = build_model(self.model, self.window, X.shape[1], **(self.model_params or {}),
+                          **self.training.layer_regularisation)
+        trainer, callbacks = make_trainer(net, self.training, vae, self.window * X.shape[1])
+        trainer.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
         verbose = self.verbose if self.verbose is not None else (1 if sys.stderr.isatty() else 2)
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True)
-        hist = net.fit(train_w, train_w, validation_data=(val_w, val_w), epochs=self.epochs,
-                       batch_size=self.batch_size, shuffle=True, callbacks=[stop], verbose=verbose)
+        hist = trainer.fit(train_w, train_w, validation_data=(val_w, val_w), epochs=self.epochs,
+                           batch_size=self.batch_size, shuffle=True, callbacks=[*callbacks, stop], verbose=verbose)
         self.model_ = net
         self.history_ = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
         self.n_features_in_ = X.shape[1]
@@ -129,6 +142,11 @@ class AutoencoderDetector:
         self.split_ = split.how
         self.train_windows_ = train_w
         self.val_windows_ = val_w
+        self.score_ = self.score
+        if self.score.latent != "none":
+            recon, latent = self.predict_scaled(val_w)
+            self.score_ = fit_latent_calibration(self.score, self.predict_scaled(train_w)[1],
+                                                 window_scores(val_w, recon, self.score), latent)
         self.val_scores_ = self.score_scaled(val_w)
         choice = choose_threshold(self.val_scores_, self.threshold_method)
         self.threshold_ = choice.value
@@ -142,12 +160,18 @@ class AutoencoderDetector:
         if windows.ndim != 3 or windows.shape[2] != self.n_features_in_ or windows.shape[1] != self.window:
             raise DataError(f"expected windows of shape (n, {self.window}, {self.n_features_in_}), got {windows.shape}")
 
-    def reconstruct_scaled(self, windows: NDArray[Any]) -> NDArray[np.float32]:
+    def predict_scaled(self, windows: NDArray[Any]) -> tuple[NDArray[np.float32], NDArray[np.float32] | None]:
+        """(reconstructions, latent stats [mean, log_var] or None) of scaled windows; the mean path."""
         self._check(np.asarray(windows))
-        return self.model_.predict(np.asarray(windows, dtype=np.float32), batch_size=512, verbose=0)
+        out = self.model_.predict(np.asarray(windows, dtype=np.float32), batch_size=512, verbose=0)
+        return (out[0], out[1]) if isinstance(out, list) else (out, None)
+
+    def reconstruct_scaled(self, windows: NDArray[Any]) -> NDArray[np.float32]:
+        return self.predict_scaled(windows)[0]
 
     def score_scaled(self, windows: NDArray[Any]) -> NDArray[np.float64]:
-        return window_scores(windows, self.reconstruct_scaled(windows), self.score)
+        recon, latent = self.predict_scaled(windows)
+        return anomaly_scores(windows, recon, latent, getattr(self, "score_", self.score))
 
     def anomaly_score(self, windows: NDArray[Any]) -> NDArray[np.float64]:
         """Score raw windows (n, window, channels); higher is more anomalous."""
@@ -156,7 +180,7 @@ class AutoencoderDetector:
 
     def contributions(self, windows: NDArray[Any]) -> NDArray[np.float64]:
         scaled = self.scaler_.transform(np.asarray(windows))
-        return channel_contributions(scaled, self.reconstruct_scaled(scaled), self.score)
+        return channel_contributions(scaled, self.reconstruct_scaled(scaled), self.score_)
 
     def is_anomaly(self, windows: NDArray[Any]) -> NDArray[np.bool_]:
         return self.anomaly_score(windows) > self.threshold_

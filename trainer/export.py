@@ -27,7 +27,7 @@ from edge_runtime.bundle import Bundle
 from edge_runtime.edgetpu import edgetpu_report
 from edge_runtime.errors import ConfigError, EdgewatchError
 from edge_runtime.scorer import TFLiteModel
-from edge_runtime.scoring import ScoreConfig, window_scores
+from edge_runtime.scoring import ScoreConfig, anomaly_scores
 from edge_runtime.thresholds import choose_threshold
 from trainer._tf import tf_and_keras
 from trainer.models import build_model
@@ -196,7 +196,12 @@ def export_bundle(bundle: Bundle, *, quantize: str = "int8", target: str = "cpu"
         quantize = "float16"  # the GPU delegate runs float models; float16 halves the size
     model = keras_model if keras_model is not None else keras_from_bundle(bundle)
     ref = bundle.read_arrays("reference_windows.npz")
-    representative = ref["representative"].astype(np.float32)
+    # Normal windows alone set activation ranges that anomalous windows
+    # overflow, and clipped reconstructions move scores near the threshold.
+    # The same windows at twice the amplitude widen every range enough
+    # (C-MAPSS dense: decision agreement 0.950 -> 0.996) at little cost in
+    # resolution.
+    representative = np.concatenate([ref["representative"], 2.0 * ref["representative"]]).astype(np.float32)
     normal = all_validation_windows if all_validation_windows is not None else ref["validation"]
     normal = normal.astype(np.float32)
     config = ScoreConfig.from_manifest(bundle.manifest["score"])
@@ -213,7 +218,7 @@ def export_bundle(bundle: Bundle, *, quantize: str = "int8", target: str = "cpu"
         tfl, ops = _ops(data, f"{bundle.path or 'bundle'}:{member}")
         prec = member.removeprefix("model_").removesuffix(".tflite")
         details[member] = {"precision": prec, "target": "cpu", **tfl.tensor_details(), "ops": ops, "size": len(data)}
-        scores[member] = window_scores(check, tfl.reconstruct(check), config)
+        scores[member] = anomaly_scores(check, *tfl.predict(check), config)
         log(f"  {member}: {len(data) / 1024:.1f} KiB, ops: {', '.join(sorted(set(ops)))}")
 
     figures = parity_figures(scores["model_float32.tflite"], scores[name], len(normal),
