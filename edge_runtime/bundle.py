@@ -157,6 +157,10 @@ class Bundle:
                         zf.writestr(name, self._members[name])
                 fh.flush()
                 os.fsync(fh.fileno())
+            # mkstemp creates 0600; a bundle is read by the runtime's own user.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
