@@ -12,7 +12,11 @@ other threads that take work from the queue.
   One decoder lives across reconnects, so frames lost while the cable was out
   show up as a sequence gap in ``lost_frames``.
 * :class:`ReplaySource` plays a serial capture (raw bytes) or a CSV data file
-  as fast as the pipeline takes it (it blocks on a full queue: nothing dropped).
+  as fast as the pipeline takes it, streaming: it reads the file a block at a
+  time and keeps at most ``max_ahead`` chunks waiting on the queue, however
+  large the queue is (the queue is sized for a live port's bursts; a file needs
+  no read-ahead, and 1024 chunks of 64 rows of Python floats are ~20 MB). It
+  blocks instead of dropping, so nothing is lost.
 """
 
 from __future__ import annotations
@@ -114,10 +118,17 @@ class SerialSource(threading.Thread):
 
 
 class ReplaySource(threading.Thread):
-    """Plays a capture or CSV file into the queue, then puts :data:`END`."""
+    """Plays a capture or CSV file into the queue, then puts :data:`END`.
+
+    At most ``max_ahead`` chunks (``chunk`` CSV rows, or one 4 KiB read of a
+    capture, each) wait on ``out`` at any time, so memory does not grow with
+    the file or with the size of ``out``.
+    """
 
     def __init__(self, path: Path, decoder: Any, out: queue.Queue[Any], *, channels: list[str],
-                 rate_hz: float | None, chunk: int = 64) -> None:
+                 rate_hz: float | None, chunk: int = 64, max_ahead: int = 8) -> None:
+        if max_ahead < 1:
+            raise ValueError(f"max_ahead must be >= 1 (got {max_ahead!r})")
         super().__init__(name="edgewatch-replay", daemon=True)
         self.path = Path(path)
         self.decoder = decoder
@@ -125,13 +136,23 @@ class ReplaySource(threading.Thread):
         self.channels = channels
         self.rate_hz = rate_hz or 1.0
         self.chunk = chunk
+        self.max_ahead = max_ahead
         self.stop_event = threading.Event()
         self.error: BaseException | None = None
 
     def stop(self) -> None:
         self.stop_event.set()
 
+    def _wait_room(self) -> None:
+        # Queue.get() notifies ``not_full`` after every item it takes, so this
+        # wakes as soon as the inference thread has made room (no polling).
+        q = self.out
+        with q.not_full:
+            while len(q.queue) >= self.max_ahead and not self.stop_event.is_set():
+                q.not_full.wait(timeout=0.2)
+
     def _put(self, events: list[Any]) -> None:
+        self._wait_room()
         while not self.stop_event.is_set():
             try:
                 # No receive time: the file is infinitely fast, so the inference
