@@ -150,6 +150,18 @@ def alarms_per_day_threshold(target: float, scores: Any, times: Any, labels: Any
     return float(cands[lo])
 
 
+def _check_methods(methods: tuple[str, ...], label_column: str | None) -> None:
+    from edge_runtime.errors import ConfigError
+    from edge_runtime.thresholds import parse_method
+
+    for method in methods:
+        if method.partition(":")[0].strip().lower() == "alarms-per-day":
+            continue
+        name, _ = parse_method(method)
+        if name in ("f1", "recall") and label_column is None:
+            raise ConfigError(f"--method {method!r} needs labelled data; pass --labels COLUMN or use percentile/sigma/far/alarms-per-day")
+
+
 def _resolve(method: str, scores: Any, times: Any, labels: Any | None, settings: Any) -> tuple[str, float]:
     from edge_runtime.errors import ConfigError
     from edge_runtime.thresholds import choose_threshold
@@ -244,7 +256,10 @@ def tune(bundle_path: str, data: str, label_column: str | None, methods: tuple[s
     if (value is not None or reason or out or force) and not apply:
         raise ConfigError("--value/--reason/--out/--force only make sense with --apply; add --apply or drop them")
     settings = _alarm_settings(config_file, k, n, m, deadband)
+    _check_methods(methods, label_column)            # refuse before any output
     bundle = Bundle.load(bundle_path)
+    if apply and value is not None:
+        _check_value(bundle, float(value), force)     # refuse before any output
     table = load_table(data, format=fmt, columns=bundle.channel_names, label_column=label_column)
     rate = sample_rate or table.sample_rate_hz or bundle.manifest.get("sample_rate_hz")
     if not rate:
@@ -358,21 +373,27 @@ def _default_out(bundle_path: Path, version: int) -> Path:
     return bundle_path.with_name(f"{stem}.v{version}{bundle_path.suffix or '.ewb'}")
 
 
-def _apply(bundle: Any, chosen: Candidate, reason: str, out: str | None, force: bool, data: str, fingerprint: str,
-           n_windows: int) -> None:
-    from datetime import datetime, timezone
-
+def _check_value(bundle: Any, value: float, force: bool) -> float:
     from edge_runtime.errors import ConfigError
     from edge_runtime.remote_threshold import threshold_bounds
-    from tools.remote import who
 
-    value = float(chosen.value)
     if not math.isfinite(value) or value <= 0:
         raise ConfigError(f"threshold {value!r} is not a finite positive number; window scores are >= 0, give a value above 0")
     lo, hi = threshold_bounds(bundle.calibration_scores, bundle.threshold)
     if not lo <= value <= hi and not force:
         raise ConfigError(f"threshold {value!r} is outside {lo:.6g} .. {hi:.6g} (calibration median .. 10 x max); the "
                           "alarm would chatter or never fire. Pick a value inside, or pass --force if the plant really changed")
+    return value
+
+
+def _apply(bundle: Any, chosen: Candidate, reason: str, out: str | None, force: bool, data: str, fingerprint: str,
+           n_windows: int) -> None:
+    from datetime import datetime, timezone
+
+    from edge_runtime.errors import ConfigError
+    from tools.remote import who
+
+    value = _check_value(bundle, float(chosen.value), force)
     src = Path(bundle.path)
     old = dict(bundle.manifest["threshold"])
     old_version, old_sha = bundle.version, bundle.sha256
