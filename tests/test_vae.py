@@ -177,3 +177,14 @@ def test_blob_anomaly_cluster_is_separated() -> None:
     scores = det.anomaly_score(test[:, None, :])
     assert roc_auc(scores, labels) > 0.95
     assert det.is_anomaly(anomalous[:, None, :]).mean() > 0.8
+
+
+def test_vae_bundle_reexports_and_shows_info(conv_vae_bundle: Path, tmp_path: Path) -> None:
+    out = tmp_path / "f16.ewb"
+    code, output = run_cli("export", conv_vae_bundle, "--quantize", "float16", "--out", out)
+    assert code == 0, output
+    b = Bundle.load(out)
+    assert b.runtime_model == "model_float16.tflite" and b.manifest["parity"]["model_float16.tflite"]["spearman"] > 0.99
+    assert BundleScorer(b).model.has_latent
+    code, output = run_cli("info", out)
+    assert code == 0 and "CONCATENATION" in output
