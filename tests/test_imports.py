@@ -20,7 +20,8 @@ def _modules_after(code: str) -> set[str]:
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["score", "--help"], ["info", "--help"],
-                                  ["train", "--help"], ["simulate", "--help"]],
+                                  ["train", "--help"], ["simulate", "--help"], ["drift", "--help"],
+                                  ["threshold", "--help"], ["deploy", "--help"], ["sign", "--help"]],
                          ids=lambda a: " ".join(a))
 def test_cli_help_imports_nothing_heavy(argv: list[str]) -> None:
     code = f"from tools.cli import cli\ntry:\n    cli.main(args={argv!r}, standalone_mode=False)\nexcept SystemExit:\n    pass"
