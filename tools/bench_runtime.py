@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
            "--device-id", "bench", "--state-dir", str(tmp / "state"), "--summary", str(summary),
            "--log-level", "warning", "--config", str(_config(tmp))]
     harness_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    load = os.getloadavg()[0]   # the figures are per-core, but a busy machine still moves latency
     hwm_kb = [0]
     try:
         t0 = time.monotonic()
@@ -174,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         "inference_ms_p50": s["inference_ms_p50"], "inference_ms_p99": s["inference_ms_p99"],
         "delivered": s["delivered"], "events_dropped": s["events_dropped"], "bundle": str(bundle),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "load_avg_1m_at_start": round(load, 2),
     }
     if harness_kb >= usage.ru_maxrss:
         print(f"warning: peak_rss_mb ({result['peak_rss_mb']}) may be this harness's own peak "
@@ -206,7 +208,9 @@ def markdown(r: dict[str, Any]) -> str:
     lines = ["# Gateway runtime benchmark", "",
              "`python tools/bench_runtime.py --markdown tools/results/runtime.md`: replay of the samples below through",
              "`edgewatch run` (CSV -> windows -> LiteRT int8 model -> alarms -> SQLite outbox -> QoS 1 to a loopback",
-             f"Mosquitto). Machine: {r['machine']}.", "",
+             f"Mosquitto). Machine: {r['machine']}; 1-minute load average {r['load_avg_1m_at_start']} at the start.",
+             "Peak RSS is the runtime process's own (ru_maxrss of the child, cross-checked against VmHWM:",
+             f"{r['vm_hwm_mb']} MB); the target is <= 64 MB.", "",
              "| figure | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in rows]
     return "\n".join(lines) + "\n"
