@@ -1,7 +1,7 @@
 """Fixtures for the runtime tests: a real bundle, a private Mosquitto, a plant subscriber.
 
-The bundle is the session's ``tiny_bundle`` (tests/conftest.py: a real int8
-model on vib_x, vib_y, vib_z, current; window 32). ``EDGEWATCH_TEST_BUNDLE``
+The bundle is trained once per session on healthy ``signal_rows`` data (a real
+int8 model on vib_x, vib_y, vib_z, current; window 32, stride 8). ``EDGEWATCH_TEST_BUNDLE``
 points at a prebuilt one instead, to iterate without training.
 """
 
@@ -25,11 +25,24 @@ CHANNELS = ["vib_x", "vib_y", "vib_z", "current"]
 
 
 @pytest.fixture(scope="session")
-def bundle_file(request: pytest.FixtureRequest) -> Path:
+def bundle_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real int8 bundle trained on healthy :func:`signal_rows` data, the machine these tests simulate.
+
+    Alarms must raise on the injected bursts and clear after them, so the
+    model has to know this signal; a model of another machine would alarm on
+    everything and never clear.
+    """
     override = os.environ.get("EDGEWATCH_TEST_BUNDLE")
     if override:
         return Path(override)
-    return Path(request.getfixturevalue("tiny_bundle"))
+    from trainer.api import DataSpec, train_bundle
+
+    d = tmp_path_factory.mktemp("runtime-bundle")
+    healthy = write_csv(d / "healthy.csv", signal_rows(6000, seed=100))
+    out = d / "signal.ewb"
+    train_bundle(DataSpec((str(healthy),)), out, window=32, stride=8, epochs=12, patience=3, seed=0,
+                 verbose=0, log=lambda _: None)
+    return out
 
 
 @pytest.fixture

