@@ -54,3 +54,24 @@ def test_missing_extra_names_the_pip_command(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "pip install 'edgewatch[train]'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_score_and_info_work_with_tensorflow_uninstalled(tiny_bundle: Path, vibration_csvs: dict, tmp_path: Path) -> None:
+    # Blocking the import is what a gateway without TensorFlow looks like to
+    # Python: any attempt to import it (or tf_keras, or the trainer's Keras
+    # path) would fail the command.
+    out = tmp_path / "scores.csv"
+    code = (
+        "import sys\n"
+        "for name in ('tensorflow', 'tf_keras', 'keras'):\n"
+        "    sys.modules[name] = None\n"
+        "from tools.cli import cli\n"
+        f"cli.main(args=['score', '--bundle', {str(tiny_bundle)!r}, {str(vibration_csvs['bearing'])!r}, '--out', {str(out)!r}], standalone_mode=False)\n"
+        f"cli.main(args=['info', {str(tiny_bundle)!r}], standalone_mode=False)\n"
+        "print('trainer' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "False"
+    assert "model_int8.tflite" in proc.stdout
+    assert len(out.read_text().splitlines()) == len(vibration_csvs["bearing"].read_text().splitlines())
