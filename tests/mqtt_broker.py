@@ -89,6 +89,7 @@ class MosquittoBroker:
         self.persistent = persistent
         self.proc: subprocess.Popen[str] | None = None
         self.log: list[str] = []
+        self._log_cond = threading.Condition()
         self._write_config()
 
     @property
@@ -130,7 +131,9 @@ class MosquittoBroker:
         def pump() -> None:
             assert proc.stderr is not None
             for line in proc.stderr:
-                self.log.append(line.rstrip())
+                with self._log_cond:
+                    self.log.append(line.rstrip())
+                    self._log_cond.notify_all()
                 if " running" in line:
                     ready.set()
             ready.set()
@@ -140,6 +143,13 @@ class MosquittoBroker:
             self.stop()
             raise RuntimeError(f"mosquitto did not start on port {self.port}:\n" + "\n".join(self.log[-20:]))
         return self
+
+    def wait_for_log(self, text: str, timeout: float = 10.0) -> str:
+        """The first broker log line containing ``text``; the log is read by a thread, so wait for it."""
+        with self._log_cond:
+            if not self._log_cond.wait_for(lambda: any(text in ln for ln in self.log), timeout=timeout):
+                raise TimeoutError(f"{text!r} not in the broker log within {timeout} s; tail:\n" + "\n".join(self.log[-20:]))
+            return next(ln for ln in self.log if text in ln)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
