@@ -109,7 +109,9 @@ def _live_loop(out: Path, mqtt_url: str | None) -> None:
                 click.secho(f"  plant <- {topic}: {ev.get('state')}, score {ev.get('score', 0):.3g} (threshold {ev.get('threshold', 0):.3g}), top channels: {top}", fg="red" if ev.get("state") == "raised" else "green")
             elif topic.endswith("/status"):
                 st = json.loads(payload) if payload.startswith(b"{") else {"state": payload.decode()}
-                click.echo(f"  plant <- {topic}: {st.get('state', st)} model {st.get('model_id', '')} v{st.get('model_version', '')} delegate {st.get('delegate', '')}")
+                earlier = " (retained from an earlier run)" if msg.retain else ""  # type: ignore[attr-defined]
+                click.echo(f"  plant <- {topic}: {st.get('state', st)} model {st.get('model_id', '')} v{st.get('model_version', '')} "
+                           f"delegate {st.get('delegate', '')}{earlier}")
 
         plant.on_message = on_message
         plant.connect(host, int(port or 1883))
