@@ -29,6 +29,7 @@ _CMAPSS_COLUMNS = ("unit", "cycle", "os1", "os2", "os3", *(f"s{i}" for i in rang
 CMAPSS_ANOMALOUS_RUL = 60
 CMAPSS_HEALTHY_RUL = 125
 _TIME_NAMES = ("time", "timestamp", "t")
+_MISSING = ("", "nan", "na", "n/a", "null", "none")
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,10 @@ class SensorTable:
 
     ``segments`` marks rows that belong together (one engine, one file, one
     unbroken run); windows never cross a change of segment. ``labels`` is
-    1 for anomalous, 0 for normal and NaN where unknown.
+    1 for anomalous, 0 for normal and NaN where unknown. ``categories`` holds
+    the raw text of the columns read with ``categorical=`` (CSV only), one
+    array of strings per column; they are not in ``values`` until encoded
+    (:mod:`edge_runtime.categorical`).
     """
 
     source: str
@@ -48,6 +52,7 @@ class SensorTable:
     labels: NDArray[np.float64] | None = None
     extra: dict[str, NDArray[Any]] = field(default_factory=dict)
     sample_rate_hz: float | None = None
+    categories: dict[str, NDArray[np.str_]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -60,7 +65,8 @@ class SensorTable:
             return replace(self, values=self.values[:0], segments=self.segments[:0],
                            time=() if self.time is not None else None,
                            labels=self.labels[:0] if self.labels is not None else None,
-                           extra={k: v[:0] for k, v in self.extra.items()})
+                           extra={k: v[:0] for k, v in self.extra.items()},
+                           categories={k: v[:0] for k, v in self.categories.items()})
         return replace(
             self,
             values=self.values[idx],
@@ -68,6 +74,7 @@ class SensorTable:
             time=tuple(self.time[i] for i in idx) if self.time is not None else None,
             labels=self.labels[idx] if self.labels is not None else None,
             extra={k: v[idx] for k, v in self.extra.items()},
+            categories={k: v[idx] for k, v in self.categories.items()},
         )
 
     def fingerprint(self) -> str:
@@ -106,11 +113,14 @@ def load_table(
     time_column: str | None = None,
     label_column: str | None = None,
     units: str | None = None,
+    categorical: Sequence[str] | None = None,
 ) -> SensorTable:
     """Read one data file.
 
     ``format`` is ``csv``, ``cmapss`` or ``auto`` (C-MAPSS if the name looks
     like ``train_FD001.txt`` or the first line is 26 numbers, else CSV).
+    ``categorical`` names CSV columns read as text into ``table.categories``;
+    without ``columns`` they are left out of the numeric columns.
     """
     path = Path(path)
     if not path.is_file():
@@ -118,11 +128,13 @@ def load_table(
     if format == "auto":
         format = _sniff(path)
     if format == "cmapss":
+        if categorical:
+            raise DataError(f"{path}: --categorical applies to CSV files only; C-MAPSS columns are all numeric: drop --categorical")
         table = _read_cmapss(path, columns, label_column, units)
     elif format == "csv":
         if units is not None:
             raise DataError(f"{path}: --units applies to C-MAPSS files only; in a CSV, a 'unit' column separates machines: drop --units")
-        table = _read_csv(path, columns, time_column, label_column)
+        table = _read_csv(path, columns, time_column, label_column, tuple(categorical or ()))
     else:
         raise DataError(f"--format {format!r} is unknown; use csv, cmapss or auto")
     if len(table) == 0:
@@ -147,6 +159,9 @@ def concat_tables(tables: Sequence[SensorTable]) -> SensorTable:
     if all(t.labels is not None for t in tables):
         labels = np.concatenate([t.labels for t in tables])  # type: ignore[misc]
     extra_keys = set.intersection(*(set(t.extra) for t in tables))
+    for t in tables[1:]:
+        if set(t.categories) != set(first.categories):
+            raise DataError(f"{t.source}: categorical columns {sorted(t.categories)} differ from {first.source}'s {sorted(first.categories)}; pass the same --categorical")
     return SensorTable(
         source=" + ".join(t.source for t in tables),
         columns=first.columns,
@@ -156,6 +171,7 @@ def concat_tables(tables: Sequence[SensorTable]) -> SensorTable:
         labels=labels,
         extra={k: np.concatenate([t.extra[k] for t in tables]) for k in extra_keys},
         sample_rate_hz=first.sample_rate_hz,
+        categories={k: np.concatenate([t.categories[k] for t in tables]) for k in first.categories},
     )
 
 
@@ -180,17 +196,30 @@ def _check_finite(path: Path, name: str, col: NDArray[np.float64], first_row: in
         )
 
 
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+        return True
+    except ValueError:
+        return False
+
+
 def _to_float(path: Path, name: str, cells: Sequence[str], first_row: int) -> NDArray[np.float64]:
+    if cells and all(c.strip().lower() in _MISSING for c in cells):
+        raise DataError(
+            f"{path}: column {name!r} is empty or NaN in all {len(cells)} rows; "
+            "leave it out of --columns or fill it in"
+        )
     try:
         col = np.asarray(cells, dtype=np.float64)
     except ValueError:
         for i, cell in enumerate(cells):
-            try:
-                float(cell)
-            except ValueError:
+            if not _is_number(cell):
+                hint = (" (it holds text in every row: if these are categories, pass --categorical "
+                        f"{name})" if not any(_is_number(c) for c in cells) else "")
                 raise DataError(
                     f"{path}: column {name!r} row {i + first_row} has {cell!r}, which is not a number; "
-                    "fix the cell or leave the column out of --columns"
+                    f"fix the cell or leave the column out of --columns{hint}"
                 ) from None
         raise  # pragma: no cover - numpy and float() disagree
     _check_finite(path, name, col, first_row)
@@ -198,7 +227,7 @@ def _to_float(path: Path, name: str, cells: Sequence[str], first_row: int) -> ND
 
 
 def _read_csv(path: Path, columns: Sequence[str] | None, time_column: str | None,
-              label_column: str | None) -> SensorTable:
+              label_column: str | None, categorical: tuple[str, ...] = ()) -> SensorTable:
     with path.open(newline="", errors="replace") as fh:
         reader = csv.reader(fh)
         try:
@@ -225,15 +254,22 @@ def _read_csv(path: Path, columns: Sequence[str] | None, time_column: str | None
     if label_column is not None:
         need(label_column, "--labels")
     reserved = {time_column, label_column, "label", "unit"}
+    for c in categorical:
+        need(c, "--categorical")
+        if c in reserved:
+            raise DataError(f"{path}: column {c!r} in --categorical is the time, label or unit column; leave it out of --categorical")
     if columns is None:
-        columns = [h for h in header if h not in reserved]
-        if not columns:
+        columns = [h for h in header if h not in reserved and h not in categorical]
+        if not columns and not categorical:
             raise DataError(f"{path}: no feature columns left after the time/label columns; pass --columns")
     else:
         for c in columns:
             need(c, "--columns")
+            if c in categorical:
+                raise DataError(f"{path}: column {c!r} is in both --columns and --categorical; list it in one of them")
     cells_by_col = list(zip(*rows)) if rows else [()] * len(header)
-    values = np.column_stack([_to_float(path, c, cells_by_col[index[c]], 2) for c in columns]) if rows else np.empty((0, len(columns)))
+    values = (np.column_stack([_to_float(path, c, cells_by_col[index[c]], 2) for c in columns]) if rows and columns
+              else np.empty((len(rows), len(columns))))
     time = tuple(cells_by_col[index[time_column]]) if time_column and rows else None
     labels = None
     if label_column is not None and rows:
@@ -243,7 +279,21 @@ def _read_csv(path: Path, columns: Sequence[str] | None, time_column: str | None
         unit = _to_float(path, "unit", cells_by_col[index["unit"]], 2)
         segments = np.r_[0, np.cumsum(unit[1:] != unit[:-1])].astype(np.int64)
     rate = _rate_from_time(time)
-    return SensorTable(str(path), tuple(columns), values, segments, time, labels, {}, rate)
+    categories = {c: _to_text(path, c, cells_by_col[index[c]] if rows else (), 2) for c in categorical}
+    return SensorTable(str(path), tuple(columns), values, segments, time, labels, {}, rate, categories)
+
+
+def _to_text(path: Path, name: str, cells: Sequence[str], first_row: int) -> NDArray[np.str_]:
+    col = np.asarray([c.strip() for c in cells], dtype=np.str_)
+    missing = np.flatnonzero(col == "")  # any text, 'none' or 'nan' included, is a category
+    if len(col) and len(missing) == len(col):
+        raise DataError(f"{path}: categorical column {name!r} is empty in all {len(col)} rows; leave it out of --categorical")
+    if len(missing):
+        raise DataError(
+            f"{path}: categorical column {name!r} row {int(missing[0]) + first_row} is empty; "
+            "give every row a category (write a placeholder such as 'unknown' for missing ones)"
+        )
+    return col
 
 
 def _parse_labels(path: Path, name: str, cells: Sequence[str]) -> NDArray[np.float64]:

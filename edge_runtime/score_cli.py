@@ -30,18 +30,22 @@ def score(bundle_path: str, data: str, out: str, fmt: str, units: str | None, ti
     Each output row is one input row, in input order: ``score`` is the score of
     the window that ends at that row (empty for the first window-1 rows of each
     unit) and ``is_anomaly`` is 1 when the score is above the bundle's threshold.
+    Categorical columns (bundles trained with --categorical) are encoded with the
+    bundle's vocabulary; unseen categories are reported on stderr and scored.
     """
     import numpy as np
 
     from edge_runtime.bundle import Bundle
-    from edge_runtime.data import load_table
+    from edge_runtime.categorical import load_bundle_table
     from edge_runtime.scorer import BundleScorer
 
     bundle = Bundle.load(bundle_path)
-    table = load_table(data, format=fmt, columns=bundle.channel_names, time_column=time_column, units=units)
+    table, unseen = load_bundle_table(bundle, [data], format=fmt, time_column=time_column, units=units)
     scorer = BundleScorer(bundle, delegate=delegate)
     if scorer.model.fallback:
         click.echo(f"warning: {scorer.model.fallback}", err=True)
+    for u in unseen:
+        click.echo(f"warning: {u.message()}", err=True)
     result = scorer.score_rows(table.values, table.segments)
     scores = np.full(len(table), np.nan)
     top = [""] * len(table)
@@ -108,6 +112,8 @@ def format_info(bundle: Any) -> str:
         f"model      {model.get('id')} v{model.get('version')}  {model.get('type')} autoencoder, "
         f"{model.get('parameters', '?')} parameters, edgewatch {model.get('edgewatch_version')}, created {model.get('created')}",
         f"channels   {', '.join(bundle.channel_names)}",
+        *([f"categorical {', '.join(f'{c} ({len(v)} values)' for c, v in m['categorical']['vocabulary'].items())}, "
+           "one-hot encoded"] if m.get("categorical") else []),
         f"window     {m['window']} samples, stride {m['stride']}"
         + (f", {m['sample_rate_hz']:g} Hz" if m.get("sample_rate_hz") else ""),
         f"score      {m['score']['method']} reduced by {m['score']['reduce']} over time"

@@ -41,7 +41,7 @@ def drift(bundle_path: str, data: tuple[str, ...], fmt: str, units: str | None, 
     import numpy as np
 
     from edge_runtime.bundle import Bundle
-    from edge_runtime.data import concat_tables, load_table
+    from edge_runtime.categorical import load_bundle_table
     from edge_runtime.drift import drift_report
     from edge_runtime.errors import BundleError
     from edge_runtime.scorer import BundleScorer
@@ -54,8 +54,9 @@ def drift(bundle_path: str, data: tuple[str, ...], fmt: str, units: str | None, 
     reference = bundle.calibration_scores
     if len(reference) == 0:
         raise BundleError(f"{bundle_path}: has no calibration scores; re-export it with 'edgewatch export'")
-    table = concat_tables([load_table(p, format=fmt, columns=bundle.channel_names, time_column=time_column, units=units)
-                           for p in data])
+    table, unseen = load_bundle_table(bundle, data, format=fmt, time_column=time_column, units=units)
+    for u in unseen:
+        click.echo(f"warning: {u.message()}", err=True)
     result = BundleScorer(bundle, delegate=delegate).score_rows(table.values, table.segments)
     if len(result.scores) == 0:
         raise click.BadParameter(f"{table.source}: {len(table)} rows give no window of {bundle.window}; give more rows",
@@ -63,7 +64,8 @@ def drift(bundle_path: str, data: tuple[str, ...], fmt: str, units: str | None, 
     report = drift_report(np.asarray(result.scores), reference, bundle.threshold, alpha=alpha,
                           min_statistic=min_statistic, max_alarm_shift=max_alarm_shift)
     if as_json:
-        click.echo(json.dumps({"bundle": str(bundle_path), "data": table.source, **report.as_dict()}, indent=1))
+        extra = {"unseen_categories": {u.column: {"rows": u.rows, "values": list(u.values)} for u in unseen}} if unseen else {}
+        click.echo(json.dumps({"bundle": str(bundle_path), "data": table.source, **report.as_dict(), **extra}, indent=1))
         return
     click.echo(f"windows       {report.n_new} new vs {report.n_reference} calibration")
     click.echo(f"KS statistic  {report.statistic:.4f} (p = {report.p_value:.3g})")

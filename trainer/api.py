@@ -17,6 +17,7 @@ import numpy as np
 
 from edge_runtime import __version__
 from edge_runtime.bundle import SCHEMA_VERSION, Bundle
+from edge_runtime.categorical import OneHotEncoder, encode_table
 from edge_runtime.data import SensorTable, concat_tables, load_table
 from edge_runtime.errors import ConfigError, DataError
 from edge_runtime.preprocess import Standardizer
@@ -43,10 +44,13 @@ class DataSpec:
     label_column: str | None = None
     units: str | None = None
     min_rul: int | None = None
+    categorical: tuple[str, ...] | None = None
 
     def load(self) -> SensorTable:
+        """The rows as read; categorical columns are raw text in ``table.categories`` until encoded."""
         tables = [load_table(p, format=self.format, columns=self.columns, time_column=self.time_column,
-                             label_column=self.label_column, units=self.units) for p in self.paths]
+                             label_column=self.label_column, units=self.units, categorical=self.categorical)
+                  for p in self.paths]
         table = concat_tables(tables)
         if self.min_rul is not None:
             if "rul" not in table.extra:
@@ -104,12 +108,17 @@ def train_bundle(
 ) -> Bundle:
     """Train, calibrate, export and write a bundle to ``out`` (atomically)."""
     spec = data if isinstance(data, DataSpec) else DataSpec(tuple(str(p) for p in data))
-    if window < 2 or stride < 1:
-        raise ConfigError(f"--window {window!r} must be >= 2 and --stride {stride!r} >= 1")
+    if window < 1 or stride < 1:
+        raise ConfigError(f"--window {window!r} and --stride {stride!r} must be >= 1")
+    if window == 1 and model != "dense":
+        raise ConfigError(f"--window 1 (one record at a time) needs --model dense, not {model!r}; "
+                          "conv and lstm models need a window of at least 2")
     out = Path(out)
     if out.exists() and out.is_dir():
         raise ConfigError(f"--out {str(out)!r} is a directory; give a file name such as {out / 'model.ewb'}")
     table = load_training_table(spec)
+    encoder = OneHotEncoder.fit(table.categories, table.source) if table.categories else None
+    table, _ = encode_table(table, encoder)
     if len(table) < window:
         raise DataError(f"{table.source}: {len(table)} healthy rows is fewer than one window of {window}; give more data or a smaller --window")
     Standardizer.fit(table.values, table.columns, table.source)  # refuse constant channels before training
@@ -145,6 +154,7 @@ def train_bundle(
         "window": window,
         "stride": stride,
         "scaler": det.scaler_.to_manifest(),
+        **({"categorical": encoder.to_manifest()} if encoder is not None else {}),
         "score": det.score_.to_manifest(),
         "threshold": {"value": det.threshold_, "method": det.threshold_method_, "scores_from": "keras float32",
                       "calibrated_with": det.threshold_method_, "history": []},
@@ -174,7 +184,10 @@ def train_bundle(
                       validation=det.val_windows_[val_idx])
     labelled = None
     if check is not None:
-        labelled = labelled_windows(check.load(), det, window)
+        check_table, unseen = encode_table(check.load(), encoder)
+        for u in unseen:
+            log(f"warning: --check data: {u.message()}")
+        labelled = labelled_windows(check_table, det, window)
         log(f"checking against {len(labelled[1])} labelled windows ({int(labelled[1].sum())} anomalous) from {', '.join(check.paths)}")
     log(f"exporting {quantize} TFLite")
     export_bundle(bundle, quantize=quantize, target=target, labelled=labelled, gate=gate, force=force,

@@ -13,12 +13,15 @@ import click
 __all__ = ["train", "export", "evaluate"]
 
 
-def _columns(value: str | None) -> tuple[str, ...] | None:
+def _columns(value: str | None, flag: str = "--columns") -> tuple[str, ...] | None:
     if value is None:
         return None
     cols = tuple(c.strip() for c in value.split(",") if c.strip())
     if not cols:
-        raise click.BadParameter(f"{value!r} names no columns; give names like a,b,c", param_hint="--columns")
+        raise click.BadParameter(f"{value!r} names no columns; give names like a,b,c", param_hint=flag)
+    if len(set(cols)) != len(cols):
+        twice = next(c for c in cols if cols.count(c) > 1)
+        raise click.BadParameter(f"{value!r} names {twice!r} twice; give each column once", param_hint=flag)
     return cols
 
 
@@ -38,6 +41,9 @@ def data_options(prefix: str = "") -> Callable[[Any], Any]:
             click.option(f"--{prefix}format", f"{prefix.replace('-', '_')}fmt", default="auto", show_default=True,
                          type=click.Choice(["auto", "csv", "cmapss"]), help="Data file format."),
             click.option(f"--{prefix}columns", default=None, help="Feature columns by name, comma-separated (default: all numeric)."),
+            click.option(f"--{prefix}categorical", default=None,
+                         help="CSV columns holding categories (e.g. proto,service), one-hot encoded with the "
+                              "vocabulary stored in the bundle; left out of the default --columns."),
             click.option(f"--{prefix}time-column", default=None, help="CSV timestamp column (default: time/timestamp if present)."),
             click.option(f"--{prefix}units", default=None, help="C-MAPSS units, e.g. 1-80 or 1-10,15."),
             click.option(f"--{prefix}min-rul", type=click.IntRange(min=0), default=None,
@@ -56,7 +62,8 @@ def data_options(prefix: str = "") -> Callable[[Any], Any]:
 @click.option("--model", default="conv", show_default=True,
               type=click.Choice(["conv", "lstm", "dense", "conv-vae", "lstm-vae"]),
               help="Autoencoder kind; the -vae kinds are variational (see --latent-score, --beta).")
-@click.option("--window", default=30, show_default=True, type=click.IntRange(min=2), help="Window length in samples.")
+@click.option("--window", default=30, show_default=True, type=click.IntRange(min=1),
+              help="Window length in samples; 1 scores each record on its own (tabular records, --model dense).")
 @click.option("--stride", default=1, show_default=True, type=click.IntRange(min=1), help="Hop between windows.")
 @click.option("--epochs", default=80, show_default=True, type=click.IntRange(min=1))
 @click.option("--patience", default=8, show_default=True, type=click.IntRange(min=1), help="Early-stopping patience (epochs).")
@@ -97,7 +104,7 @@ def data_options(prefix: str = "") -> Callable[[Any], Any]:
 @click.option("--model-id", default=None, help="Model id in the manifest (default: the output file name).")
 @click.option("--rate", "sample_rate", type=click.FloatRange(min=0, min_open=True), default=None, help="Sample rate in Hz, if the data has no time column.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Bundle file to write (.ewb).")
-def train(data: tuple[str, ...], fmt: str, columns: str | None, time_column: str | None, units: str | None,
+def train(data: tuple[str, ...], fmt: str, columns: str | None, categorical: str | None, time_column: str | None, units: str | None,
           min_rul: int | None, label_column: str | None, model: str, window: int, stride: int, epochs: int,
           patience: int, batch_size: int, seed: int, score_method: str, reduce: str, channel_weights: str | None,
           smooth: int, latent: int | None, latent_score: str, latent_weight: float, beta: float, anneal: str,
@@ -126,12 +133,17 @@ def train(data: tuple[str, ...], fmt: str, columns: str | None, time_column: str
     if latent_score != "none" and not model.endswith("-vae"):
         raise click.BadParameter(f"{latent_score!r} needs a variational model (--model conv-vae or lstm-vae), "
                                  f"not {model!r}", param_hint="--latent-score")
-    spec = DataSpec(data, fmt, _columns(columns), time_column, label_column, units, min_rul)
+    if window == 1 and model != "dense":
+        raise click.BadParameter(f"1 (one record at a time) needs --model dense, not {model!r}; conv and lstm "
+                                 "models need a window of at least 2", param_hint="--window")
+    spec = DataSpec(data, fmt, _columns(columns), time_column, label_column, units, min_rul,
+                    _columns(categorical, "--categorical"))
     check = None
     if check_paths:
         if check_labels is None:
             raise click.BadParameter("--check needs --check-labels COLUMN (C-MAPSS: label)", param_hint="--check-labels")
-        check = DataSpec(check_paths, fmt, spec.columns, time_column, check_labels, check_units)
+        check = DataSpec(check_paths, fmt, spec.columns, time_column, check_labels, check_units,
+                         categorical=spec.categorical)
     score_config = ScoreConfig(score_method, reduce, _weights(channel_weights), smooth,  # type: ignore[arg-type]
                                latent=latent_score, latent_weight=latent_weight)  # type: ignore[arg-type]
     if smooth > window:
@@ -161,7 +173,7 @@ def export(bundle_path: str, quantize: str, target: str, check_paths: tuple[str,
     """(Re)export BUNDLE's Keras model to TFLite, gate it against float32, and make it the runtime model."""
     from edge_runtime.bundle import Bundle
     from edge_runtime.errors import BundleError
-    from trainer.api import DataSpec, labelled_windows
+    from trainer.api import labelled_windows
     from trainer.export import Gate, export_bundle
 
     bundle = Bundle.load(bundle_path)
@@ -171,10 +183,14 @@ def export(bundle_path: str, quantize: str, target: str, check_paths: tuple[str,
     if check_paths:
         if check_labels is None:
             raise click.BadParameter("--check needs --check-labels COLUMN", param_hint="--check-labels")
+        from edge_runtime.categorical import load_bundle_table
         from edge_runtime.preprocess import Standardizer
 
-        spec = DataSpec(check_paths, check_format, tuple(bundle.channel_names), None, check_labels, check_units)
-        labelled = labelled_windows(spec.load(), Standardizer.from_manifest(bundle.manifest["scaler"]), bundle.window)
+        table, unseen = load_bundle_table(bundle, check_paths, format=check_format, label_column=check_labels,
+                                          units=check_units)
+        for u in unseen:
+            click.echo(f"warning: --check data: {u.message()}", err=True)
+        labelled = labelled_windows(table, Standardizer.from_manifest(bundle.manifest["scaler"]), bundle.window)
     export_bundle(bundle, quantize=quantize, target=target, labelled=labelled,
                   gate=Gate(max_auc_drop, min_agreement), force=force, log=click.echo)
     bundle.save(out or bundle_path)

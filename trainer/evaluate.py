@@ -17,7 +17,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge_runtime.bundle import Bundle
-from edge_runtime.data import SensorTable, concat_tables, load_table
+from edge_runtime.categorical import load_bundle_table
+from edge_runtime.data import SensorTable
 from edge_runtime.errors import DataError, require
 from edge_runtime.scorer import BundleScorer
 from edge_runtime.thresholds import choose_threshold
@@ -105,8 +106,10 @@ def evaluate_bundle(bundle_path: str, data: Sequence[str], *, label_column: str,
                     alarm_k: int = 3, alarm_n: int = 3, baselines: bool = True, delegate: str = "auto",
                     log: Callable[[str], None] = print) -> dict[str, Any]:
     bundle = Bundle.load(bundle_path)
-    table = concat_tables([load_table(p, format=fmt, columns=bundle.channel_names, time_column=time_column,
-                                      label_column=label_column, units=units) for p in data])
+    table, unseen = load_bundle_table(bundle, data, format=fmt, time_column=time_column,
+                                      label_column=label_column, units=units)
+    for u in unseen:
+        log(f"warning: {u.message()}")
     if table.labels is None or not np.any(table.labels == 1) or not np.any(table.labels == 0):
         raise DataError(f"{table.source}: --labels {label_column!r} needs both normal (0) and anomalous (1) rows to evaluate")
     scorer = BundleScorer(bundle, delegate=delegate)
@@ -143,7 +146,9 @@ def evaluate_bundle(bundle_path: str, data: Sequence[str], *, label_column: str,
     summary = {"bundle": str(bundle_path), "model": bundle.model_id, "version": bundle.version,
                "runtime_model": scorer.member, "backend": scorer.backend, "data": table.source,
                "windows": int(len(result.scores)), "labelled_windows": int(known.sum()),
-               "anomalous_windows": int(y.sum()), "alarm_rule": f"{alarm_k} of {alarm_n}", "results": results}
+               "anomalous_windows": int(y.sum()), "alarm_rule": f"{alarm_k} of {alarm_n}", "results": results,
+               **({"unseen_categories": {u.column: {"rows": u.rows, "values": list(u.values)} for u in unseen}}
+                  if unseen else {})}
     (out / "metrics.json").write_text(json.dumps(summary, indent=1))
     (out / "report.md").write_text(_markdown(summary))
     for name, r in results.items():
