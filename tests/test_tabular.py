@@ -7,6 +7,7 @@ proto/service), a real window-1 dense bundle with an int8 TFLite model, no mocks
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,8 @@ def flow_bundle(tmp_path_factory: pytest.TempPathFactory, records: dict[str, Pat
     out = tmp_path_factory.mktemp("flow") / "flows.ewb"
     code, stdout, stderr = run_cli("train", records["train"], "--categorical", "proto,service", "--window", 1,
                                    "--model", "dense", "--epochs", 40, "--patience", 5, "--batch-size", 32,
-                                   "--threshold-method", "percentile:99", "--out", out)
+                                   "--threshold-method", "percentile:99", "--check", records["test"],
+                                   "--check-labels", "label", "--out", out)
     assert code == 0, stdout + stderr
     return out
 
@@ -182,6 +184,21 @@ def test_unseen_category_is_counted_reported_and_still_scored(flow_bundle: Path,
     assert table.values[[2, 5, 9]][:, 3:5].sum() == 0  # no proto indicator set on the unseen rows
     code, stdout, stderr = run_cli("drift", flow_bundle, data)
     assert code == 0 and "unseen category in column 'proto' in 3 rows" in stderr and "verdict" in stdout
+
+
+def test_evaluate_and_export_read_categorical_data(flow_bundle: Path, records: dict[str, Path], tmp_path: Path) -> None:
+    code, stdout, stderr = run_cli("evaluate", "--bundle", flow_bundle, records["test"], "--labels", "label",
+                                   "--report", tmp_path / "report")
+    assert code == 0, stdout + stderr
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert metrics["results"]["autoencoder"]["roc_auc"] > 0.9 and "unseen_categories" not in metrics
+    out = tmp_path / "f16.ewb"
+    code, stdout, stderr = run_cli("export", flow_bundle, "--quantize", "float16", "--check", records["test"],
+                                   "--check-labels", "label", "--out", out)
+    assert code == 0, stdout + stderr
+    b = Bundle.load(out)
+    assert b.manifest["categorical"] == Bundle.load(flow_bundle).manifest["categorical"]
+    assert b.manifest["parity"]["model_float16.tflite"]["roc_auc_quantized"] > 0.9
 
 
 # ------------------------------------------------------------------ bad input
