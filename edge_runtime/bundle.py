@@ -31,6 +31,8 @@ Manifest keys (schema version 1)::
     models              {member: {precision, target, input: {...}, output: {...}, ops: [...]}}
     training            {data_fingerprint, sources, rows, windows, ...}
     metrics, parity     free-form figures shown by ``edgewatch info``
+    categorical         optional {columns, vocabulary: {column: [values]}}; one-hot
+                        channels named "column=value" follow the numeric ones
     members             {name: {sha256, size}}
 """
 
