@@ -8,6 +8,7 @@ through it, so the same rows give the same scores everywhere.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 DELEGATES = ("auto", "cpu", "xnnpack", "edgetpu", "gpu")
 EDGETPU_LIBRARY = "libedgetpu.so.1"
+EDGETPU_MEMBER = "model_int8_edgetpu.tflite"
 
 
 def load_interpreter_class() -> tuple[Any, Any, str]:
@@ -75,6 +77,9 @@ class TFLiteModel:
             try:
                 if library is None:
                     raise ValueError("no delegate library path given (use gpu:/path/to/libtensorflowlite_gpu_delegate.so)")
+                # Probe the library first: when LiteRT's load_delegate fails it
+                # leaves a half-built Delegate whose __del__ raises at exit.
+                ctypes.CDLL(library)
                 delegates = [load_delegate(library)]
                 self.backend = kind
             except (ValueError, OSError, RuntimeError) as err:
@@ -218,23 +223,33 @@ class BundleScorer:
         self.window = bundle.window
         self.channels = bundle.channel_names
         kind, library = _parse_delegate(delegate)
-        name = member or bundle.runtime_model
-        if kind == "auto" and member is None and bundle.has("model_int8_edgetpu.tflite"):
+        default = member or bundle.runtime_model
+        name = default
+        # The compiled Edge TPU model is only a variant of the int8 runtime
+        # model: after a re-export to another precision it no longer matches
+        # the threshold, so it is used only while int8 is the runtime model.
+        tpu_ok = member is None and bundle.has(EDGETPU_MEMBER) and bundle.runtime_model == "model_int8.tflite"
+        if kind == "auto" and tpu_ok:
             kind = "edgetpu"
-        if kind == "edgetpu" and member is None and bundle.has("model_int8_edgetpu.tflite"):
-            name = "model_int8_edgetpu.tflite"
+        if kind == "edgetpu" and tpu_ok:
+            name = EDGETPU_MEMBER
         if kind == "gpu" and member is None:
             name = "model_float16.tflite" if bundle.has("model_float16.tflite") else "model_float32.tflite"
         self.member = name
         where = f"{bundle.path or 'bundle'}:{name}"
-        self.model = TFLiteModel(bundle.read(name), delegate=kind, delegate_library=library,
-                                 num_threads=num_threads, name=where)
-        if self.model.fallback and name != (member or bundle.runtime_model):
-            # The delegate-specific member may not run on CPU (an Edge TPU custom op); use the default model.
-            self.member = member or bundle.runtime_model
+        try:
+            self.model = TFLiteModel(bundle.read(name), delegate=kind, delegate_library=library,
+                                     num_threads=num_threads, name=where)
             fallback = self.model.fallback
-            self.model = TFLiteModel(bundle.read(self.member), delegate="auto", num_threads=num_threads,
-                                     name=f"{bundle.path or 'bundle'}:{self.member}")
+        except ModelIncompatibleError as err:
+            if name == default:
+                raise
+            # An Edge TPU model is mostly one custom op that only the TPU runs.
+            fallback = f"{kind} model {name} cannot run here ({err}); running {default} on CPU"
+        if fallback and name != default:
+            self.member = default
+            where = f"{bundle.path or 'bundle'}:{default}"
+            self.model = TFLiteModel(bundle.read(default), delegate="auto", num_threads=num_threads, name=where)
             self.model.fallback = fallback
         expected = (self.window, len(self.channels))
         if self.config.latent != "none" and not self.model.has_latent:

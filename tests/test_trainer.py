@@ -215,3 +215,20 @@ def test_model_shape_disagreeing_with_manifest_is_refused(tiny_bundle: Path, tmp
     b.save(tmp_path / "w.ewb")
     with pytest.raises(BundleError, match=r"expects input of shape \(32, 4\).*window=16"):
         BundleScorer(Bundle.load(tmp_path / "w.ewb"))
+
+
+def test_edgetpu_member_that_cannot_run_here_falls_back_to_the_int8_model(tiny_bundle: Path, vibration_csvs: dict[str, Path], tmp_path: Path) -> None:
+    # Without the Edge TPU runtime, a compiled model (one big custom op) cannot
+    # be loaded; the scorer must say so and run the CPU int8 model it came from.
+    b = Bundle.load(tiny_bundle)
+    b.put("model_int8_edgetpu.tflite", b.read("model_int8.tflite")[:300])
+    path = b.save(tmp_path / "tpu.ewb")
+    scorer = BundleScorer(Bundle.load(path))
+    assert scorer.member == "model_int8.tflite"
+    assert scorer.model.fallback and "model_int8_edgetpu.tflite" in scorer.model.fallback
+    table = load_table(vibration_csvs["healthy"])
+    expected = BundleScorer(Bundle.load(tiny_bundle)).score_rows(table.values).scores
+    assert np.array_equal(scorer.score_rows(table.values).scores, expected)
+    b.manifest["runtime"]["model"] = "model_float32.tflite"  # after a float re-export the TPU model is stale
+    stale = BundleScorer(Bundle.load(b.save(tmp_path / "stale.ewb")))
+    assert stale.member == "model_float32.tflite" and stale.model.fallback is None

@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from edge_runtime.bundle import Bundle
 from edge_runtime.edgetpu import edgetpu_report
 from edge_runtime.errors import ConfigError, EdgewatchError
-from edge_runtime.scorer import TFLiteModel
+from edge_runtime.scorer import EDGETPU_MEMBER, TFLiteModel
 from edge_runtime.scoring import ScoreConfig, anomaly_scores
 from edge_runtime.thresholds import choose_threshold
 from trainer._tf import tf_and_keras
@@ -39,7 +39,6 @@ QUANTIZATIONS = ("int8", "float16", "dynamic", "float32")
 TARGETS = ("cpu", "edgetpu", "gpu")
 FORBIDDEN_OPS = ("WHILE", "CUSTOM", "FLEX")
 REPRESENTATIVE_WINDOWS = 300
-EDGETPU_MEMBER = "model_int8_edgetpu.tflite"
 
 
 class ParityGateError(EdgewatchError):
@@ -241,6 +240,11 @@ def export_bundle(bundle: Bundle, *, quantize: str = "int8", target: str = "cpu"
 
     for member, data in members.items():
         bundle.put(member, data)
+    if quantize == "int8" and target != "edgetpu" and bundle.has(EDGETPU_MEMBER):
+        # Compiled from the int8 model this export just replaced.
+        bundle.remove(EDGETPU_MEMBER)
+        bundle.manifest.get("models", {}).pop(EDGETPU_MEMBER, None)
+        log(f"  removed {EDGETPU_MEMBER}: it was compiled from the previous int8 model; re-run with --target edgetpu")
     models = bundle.manifest.setdefault("models", {})
     models.update(details)
     if target == "edgetpu":
