@@ -406,7 +406,9 @@ def _apply(bundle: Any, chosen: Candidate, reason: str, out: str | None, force: 
     history = list(old.get("history", [])) + [{k: v for k, v in old.items() if k != "history"}]
     scores_from = f"{n_windows} windows of {Path(data).name}"
     bundle.manifest["threshold"] = {**{k: v for k, v in old.items() if k != "history"}, "value": value,
-                                    "method": chosen.name, "scores_from": scores_from, "history": history}
+                                    "method": chosen.name, "scores_from": scores_from, "history": history,
+                                    # export keeps an operator's threshold instead of recalibrating it
+                                    "set_by": "operator"}
     bundle.manifest["model"]["version"] = new_version
     entry = {"who": who(), "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "why": reason,
              "what": "threshold", "old": old.get("value"), "new": value, "method": chosen.name,

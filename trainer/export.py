@@ -257,8 +257,13 @@ def export_bundle(bundle: Bundle, *, quantize: str = "int8", target: str = "cpu"
     new_scores = scores[name][:n_normal]
     threshold = figures["threshold_recalibrated"]
     th = bundle.manifest["threshold"]
-    th.setdefault("history", []).append({"value": th.get("value"), "method": th.get("method"), "scores_from": th.get("scores_from")})
-    th.update(value=threshold, method=threshold_method, scores_from=name, calibrated_with=threshold_method)
+    if th.get("set_by") == "operator":
+        # An engineer chose this value (see the audit log); a re-export must not undo it.
+        log(f"  kept the operator's threshold {th['value']:.6g} ({th.get('method')}); "
+            f"recalibrated on {name} it would be {threshold:.6g}: see 'edgewatch threshold'")
+    else:
+        th.setdefault("history", []).append({"value": th.get("value"), "method": th.get("method"), "scores_from": th.get("scores_from")})
+        th.update(value=threshold, method=threshold_method, scores_from=name, calibrated_with=threshold_method)
     bundle.manifest["calibration"] = {"scores": [float(f"{s:.6g}") for s in new_scores], "model": name,
                                       "windows": n_normal}
     bundle.manifest["runtime"] = {"model": name}

@@ -49,6 +49,11 @@ def test_apply_writes_a_new_version_with_an_audit_entry_and_keeps_the_old(bundle
     assert b.manifest["threshold"]["history"][-1]["value"] == old.threshold
     code, out = run_cli("info", str(new))
     assert code == 0 and "nuisance alarms" in out
+    # A later re-export keeps the engineer's value rather than recalibrating it away.
+    code, out = run_cli("export", str(new), "--out", str(new.with_name("model.v2-reexported.ewb")))
+    assert code == 0, out
+    assert Bundle.load(new.with_name("model.v2-reexported.ewb")).threshold == b.threshold
+    assert "kept the operator's threshold" in out
 
 
 @pytest.mark.parametrize("value,expect", [("nan", "finite positive"), ("-1", "finite positive"), ("1e9", "outside")],
