@@ -232,3 +232,20 @@ def test_edgetpu_member_that_cannot_run_here_falls_back_to_the_int8_model(tiny_b
     b.manifest["runtime"]["model"] = "model_float32.tflite"  # after a float re-export the TPU model is stale
     stale = BundleScorer(Bundle.load(b.save(tmp_path / "stale.ewb")))
     assert stale.member == "model_float32.tflite" and stale.model.fallback is None
+
+
+def test_check_data_is_read_in_the_training_column_order(vibration_csvs: dict[str, Path], tmp_path: Path) -> None:
+    from trainer.api import DataSpec, train_bundle
+
+    rows = vibration_csvs["bearing"].read_text().splitlines()
+    header = rows[0].split(",")
+    order = [header.index(c) for c in ("label", "current", "vib_z", "vib_y", "vib_x", "time")]
+    shuffled = tmp_path / "shuffled.csv"
+    shuffled.write_text("\n".join(",".join(r.split(",")[i] for i in order) for r in rows) + "\n")
+    figures = []
+    for check in (vibration_csvs["bearing"], shuffled):
+        out = tmp_path / f"{check.stem}.ewb"
+        train_bundle(DataSpec((str(vibration_csvs["healthy"]),)), out, window=16, stride=8, epochs=2, patience=1,
+                     verbose=0, log=lambda _: None, check=DataSpec((str(check),), label_column="label"))
+        figures.append(Bundle.load(out).manifest["parity"]["model_int8.tflite"]["roc_auc_reference"])
+    assert figures[0] == figures[1] and figures[0] > 0.9

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import getpass
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -117,6 +117,12 @@ def train_bundle(
     if out.exists() and out.is_dir():
         raise ConfigError(f"--out {str(out)!r} is a directory; give a file name such as {out / 'model.ewb'}")
     table = load_training_table(spec)
+    check_raw = None
+    if check is not None:
+        # The check data must give the model the training columns in the
+        # training order, whatever its own file holds; read it now so that a
+        # missing column fails before minutes of training.
+        check_raw = replace(check, columns=table.columns, categorical=spec.categorical).load()
     encoder = OneHotEncoder.fit(table.categories, table.source) if table.categories else None
     table, _ = encode_table(table, encoder)
     if len(table) < window:
@@ -183,8 +189,8 @@ def train_bundle(
     bundle.put_arrays("reference_windows.npz", representative=det.train_windows_[rep_idx],
                       validation=det.val_windows_[val_idx])
     labelled = None
-    if check is not None:
-        check_table, unseen = encode_table(check.load(), encoder)
+    if check is not None and check_raw is not None:
+        check_table, unseen = encode_table(check_raw, encoder)
         for u in unseen:
             log(f"warning: --check data: {u.message()}")
         labelled = labelled_windows(check_table, det, window)
