@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from edge_runtime.errors import BundleError
+from edge_runtime.errors import BundleError, ConfigError
 
 __all__ = ["Bundle", "SCHEMA_VERSION", "BUNDLE_SUFFIX", "sha256_hex"]
 
@@ -147,8 +147,11 @@ class Bundle:
         manifest_bytes = self.manifest_bytes()
         if self.signature is not None and manifest_bytes != self.raw_manifest:
             self.signature = None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        except OSError as err:
+            raise ConfigError(f"cannot write bundle {str(path)!r}: {err.strerror or err}; choose a writable location") from err
         try:
             with os.fdopen(fd, "wb") as fh:
                 with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -233,6 +236,7 @@ class Bundle:
                 raise BundleError(f"{where}: manifest lacks required field {key!r}; the bundle is incomplete, re-export it")
             if not isinstance(m[key], kind) or isinstance(m[key], bool):
                 raise BundleError(f"{where}: manifest field {key!r} has the wrong type ({type(m[key]).__name__}); re-export the bundle")
+        self._verify_fields(where)
         listed = m["members"]
         for name, data in self._members.items():
             entry = listed.get(name)
@@ -250,6 +254,29 @@ class Bundle:
             raise BundleError(f"{where}: runtime model {runtime_model!r} is not in the bundle; re-export it with 'edgewatch export'")
         if len(m["scaler"].get("mean", [])) != len(m["channels"]):
             raise BundleError(f"{where}: scaler has {len(m['scaler'].get('mean', []))} channels but the manifest lists {len(m['channels'])}; re-train the bundle")
+
+    def _verify_fields(self, where: str) -> None:
+        """The nested fields every reader relies on, so a hand-edited manifest fails here, clearly."""
+        m = self.manifest
+
+        def bad(field: str, expected: str) -> BundleError:
+            return BundleError(f"{where}: manifest field {field} must be {expected}; the bundle was edited or is corrupt, re-export it")
+
+        value = m["threshold"].get("value")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value in (float("inf"), float("-inf")):
+            raise bad("threshold.value", f"a finite number (got {value!r})")
+        if not all(isinstance(c, dict) and isinstance(c.get("name"), str) for c in m["channels"]) or not m["channels"]:
+            raise bad("channels", "a non-empty list of {name, unit} objects")
+        if not isinstance(m["runtime"].get("model"), str):
+            raise bad("runtime.model", "a member name")
+        if m["window"] < 1 or m["stride"] < 1:
+            raise bad("window/stride", f"at least 1 (got {m['window']!r}/{m['stride']!r})")
+        for name, entry in m["members"].items():
+            if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+                raise bad(f"members[{name!r}]", "an object with a sha256")
+        scaler = m["scaler"]
+        if not all(isinstance(scaler.get(k), list) for k in ("mean", "scale")):
+            raise bad("scaler", "an object with mean and scale lists")
 
     # ------------------------------------------------------------ accessors
     @property

@@ -147,6 +147,7 @@ def load_bundle_table(bundle: Any, paths: Sequence[str], **kwargs: Any) -> tuple
     encoder = bundle_encoder(bundle)
     names = bundle.channel_names
     numeric = names if encoder is None else names[:len(names) - len(encoder.channels)]
-    tables = [load_table(p, columns=numeric, categorical=encoder.columns if encoder else None, **kwargs)
+    tables = [load_table(p, columns=numeric, categorical=encoder.columns if encoder else None,
+                         columns_from="the bundle's channels", **kwargs)
               for p in paths]
     return encode_table(concat_tables(tables), encoder)

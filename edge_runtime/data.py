@@ -28,7 +28,7 @@ _CMAPSS_COLUMNS = ("unit", "cycle", "os1", "os2", "os3", *(f"s{i}" for i in rang
 #: Benchmark framing (shared/data/cmapss/README.md): anomalous at RUL <= 60, healthy above 125.
 CMAPSS_ANOMALOUS_RUL = 60
 CMAPSS_HEALTHY_RUL = 125
-_TIME_NAMES = ("time", "timestamp", "t")
+_TIME_NAMES = ("time", "timestamp")
 _MISSING = ("", "nan", "na", "n/a", "null", "none")
 
 
@@ -114,8 +114,12 @@ def load_table(
     label_column: str | None = None,
     units: str | None = None,
     categorical: Sequence[str] | None = None,
+    columns_from: str = "--columns",
 ) -> SensorTable:
     """Read one data file.
+
+    ``columns_from`` says where ``columns`` came from, for error messages
+    (``"the bundle"`` when a command reads the columns a model expects).
 
     ``format`` is ``csv``, ``cmapss`` or ``auto`` (C-MAPSS if the name looks
     like ``train_FD001.txt`` or the first line is 26 numbers, else CSV).
@@ -130,11 +134,11 @@ def load_table(
     if format == "cmapss":
         if categorical:
             raise DataError(f"{path}: --categorical applies to CSV files only; C-MAPSS columns are all numeric: drop --categorical")
-        table = _read_cmapss(path, columns, label_column, units)
+        table = _read_cmapss(path, columns, label_column, units, columns_from)
     elif format == "csv":
         if units is not None:
             raise DataError(f"{path}: --units applies to C-MAPSS files only; in a CSV, a 'unit' column separates machines: drop --units")
-        table = _read_csv(path, columns, time_column, label_column, tuple(categorical or ()))
+        table = _read_csv(path, columns, time_column, label_column, tuple(categorical or ()), columns_from)
     else:
         raise DataError(f"--format {format!r} is unknown; use csv, cmapss or auto")
     if len(table) == 0:
@@ -191,7 +195,7 @@ def _check_finite(path: Path, name: str, col: NDArray[np.float64], first_row: in
     bad = np.flatnonzero(~np.isfinite(col))
     if len(bad):
         raise DataError(
-            f"{path}: column {name!r} row {int(bad[0]) + first_row} is {col[bad[0]]!r}; "
+            f"{path}: column {name!r} row {int(bad[0]) + first_row} is {float(col[bad[0]])!r}; "
             "clean or interpolate missing values before training or scoring"
         )
 
@@ -227,18 +231,24 @@ def _to_float(path: Path, name: str, cells: Sequence[str], first_row: int) -> ND
 
 
 def _read_csv(path: Path, columns: Sequence[str] | None, time_column: str | None,
-              label_column: str | None, categorical: tuple[str, ...] = ()) -> SensorTable:
+              label_column: str | None, categorical: tuple[str, ...] = (), columns_from: str = "--columns") -> SensorTable:
     with path.open(newline="", errors="replace") as fh:
         reader = csv.reader(fh)
         try:
             header = [h.strip() for h in next(reader)]
         except StopIteration:
             raise DataError(f"{path}: the file is empty; give a CSV with a header row and data rows") from None
-        rows = [r for r in reader if r]
+        rows = list(reader)
+    while rows and not rows[-1]:  # trailing blank lines are common and harmless
+        rows.pop()
     if not header or all(h == "" for h in header):
         raise DataError(f"{path}: the header row is empty; the first line must name the columns")
     index = {name: i for i, name in enumerate(header)}
     for i, r in enumerate(rows):
+        # Row numbers in messages are file line numbers, so blank lines inside
+        # the data are refused rather than silently dropped and miscounted.
+        if not r:
+            raise DataError(f"{path}: row {i + 2} is blank; remove blank lines between data rows")
         if len(r) != len(header):
             raise DataError(f"{path}: row {i + 2} has {len(r)} cells but the header has {len(header)}; fix the row")
 
@@ -264,7 +274,7 @@ def _read_csv(path: Path, columns: Sequence[str] | None, time_column: str | None
             raise DataError(f"{path}: no feature columns left after the time/label columns; pass --columns")
     else:
         for c in columns:
-            need(c, "--columns")
+            need(c, columns_from)
             if c in categorical:
                 raise DataError(f"{path}: column {c!r} is in both --columns and --categorical; list it in one of them")
     cells_by_col = list(zip(*rows)) if rows else [()] * len(header)
@@ -324,7 +334,7 @@ def _rate_from_time(time: tuple[str, ...] | None) -> float | None:
 
 
 def _read_cmapss(path: Path, columns: Sequence[str] | None, label_column: str | None,
-                 units: str | None) -> SensorTable:
+                 units: str | None, columns_from: str = "--columns") -> SensorTable:
     try:
         raw = np.loadtxt(path, ndmin=2)
     except ValueError as err:
@@ -345,7 +355,7 @@ def _read_cmapss(path: Path, columns: Sequence[str] | None, label_column: str | 
     col_index = {n: i for i, n in enumerate(_CMAPSS_COLUMNS)}
     for n in names:
         if n not in col_index:
-            raise DataError(f"{path}: column {n!r} (from --columns) is not a C-MAPSS column; use names from: {', '.join(_CMAPSS_COLUMNS)}")
+            raise DataError(f"{path}: column {n!r} (from {columns_from}) is not a C-MAPSS column; use names from: {', '.join(_CMAPSS_COLUMNS)}")
     values = raw[:, [col_index[n] for n in names]]
     for j, n in enumerate(names):
         _check_finite(path, n, values[:, j], 1)

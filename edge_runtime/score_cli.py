@@ -47,6 +47,11 @@ def score(bundle_path: str, data: str, out: str, fmt: str, units: str | None, ti
     for u in unseen:
         click.echo(f"warning: {u.message()}", err=True)
     result = scorer.score_rows(table.values, table.segments)
+    if len(result.scores) == 0:
+        from edge_runtime.errors import DataError
+
+        raise DataError(f"{data}: {len(table)} rows give no complete window of {bundle.window} (windows never span two "
+                        f"units); give at least {bundle.window} consecutive rows")
     scores = np.full(len(table), np.nan)
     top = [""] * len(table)
     scores[result.end_rows] = result.scores
@@ -74,8 +79,16 @@ def score(bundle_path: str, data: str, out: str, fmt: str, units: str | None, ti
 
 
 def _write_csv_atomically(path: Path, header: list[str], rows: list[list[Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    from edge_runtime.errors import ConfigError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as err:
+        raise ConfigError(f"cannot write --out {str(path)!r}: {err.strerror or err}; choose a writable path") from err
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a scores file is for sharing
     try:
         with os.fdopen(fd, "w", newline="") as fh:
             w = csv.writer(fh)

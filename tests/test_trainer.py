@@ -249,3 +249,39 @@ def test_check_data_is_read_in_the_training_column_order(vibration_csvs: dict[st
                      verbose=0, log=lambda _: None, check=DataSpec((str(check),), label_column="label"))
         figures.append(Bundle.load(out).manifest["parity"]["model_int8.tflite"]["roc_auc_reference"])
     assert figures[0] == figures[1] and figures[0] > 0.9
+
+
+@pytest.mark.parametrize("edit,field", [
+    (lambda m: m["threshold"].pop("value"), "threshold.value"),
+    (lambda m: m["threshold"].update(value="high"), "threshold.value"),
+    (lambda m: m.update(channels=["vib_x", "vib_y"]), "channels"),
+    (lambda m: m["runtime"].update(model=["a"]), "runtime.model"),
+    (lambda m: m["members"].update({"model_int8.tflite": "abc"}), "members"),
+], ids=["no-threshold", "threshold-text", "channels-strings", "runtime-list", "member-entry"])
+def test_hand_edited_manifests_are_refused_in_one_line(tiny_bundle: Path, tmp_path: Path, edit, field: str) -> None:
+    import json
+
+    with zipfile.ZipFile(tiny_bundle) as z:
+        manifest = json.loads(z.read("manifest.json"))
+    edit(manifest)
+    path = _rewrite(tiny_bundle, tmp_path / "edited.ewb", {"manifest.json": json.dumps(manifest).encode()})
+    code, output = run_cli("info", path)
+    assert code == 2, output
+    assert field in stderr_of(output)
+
+
+def test_csv_row_numbers_are_file_lines_and_t_is_not_a_time_column(tmp_path: Path) -> None:
+    blank = _csv(tmp_path / "blank.csv", "a,b\n1,2\n\n3,4\n")
+    with pytest.raises(Exception, match=r"row 3 is blank"):
+        load_table(blank)
+    temperature = load_table(_csv(tmp_path / "t.csv", "T,pressure\n1,2\n2,3\n3,1\n"))
+    assert temperature.columns == ("T", "pressure") and temperature.sample_rate_hz is None
+
+
+def test_score_refuses_data_shorter_than_a_window_and_unwritable_output(tiny_bundle: Path, vibration_csvs: dict[str, Path],
+                                                                       tmp_path: Path) -> None:
+    short = _csv(tmp_path / "short.csv", "vib_x,vib_y,vib_z,current\n" + "0.1,0.2,0.3,4.0\n" * 5)
+    code, output = run_cli("score", "--bundle", tiny_bundle, short, "--out", tmp_path / "s.csv")
+    assert code == 2 and "no complete window of 32" in stderr_of(output) and not (tmp_path / "s.csv").exists()
+    code, output = run_cli("score", "--bundle", tiny_bundle, vibration_csvs["healthy"], "--out", "/proc/edgewatch/s.csv")
+    assert code == 2 and "cannot write --out '/proc/edgewatch/s.csv'" in stderr_of(output)

@@ -260,7 +260,8 @@ def tune(bundle_path: str, data: str, label_column: str | None, methods: tuple[s
     bundle = Bundle.load(bundle_path)
     if apply and value is not None:
         _check_value(bundle, float(value), force)     # refuse before any output
-    table = load_table(data, format=fmt, columns=bundle.channel_names, label_column=label_column)
+    table = load_table(data, format=fmt, columns=bundle.channel_names, label_column=label_column,
+                       columns_from="the bundle's channels")
     rate = sample_rate or table.sample_rate_hz or bundle.manifest.get("sample_rate_hz")
     if not rate:
         raise DataError(f"{data}: the sample rate is unknown (no time column, none in the bundle); pass --sample-rate HZ")

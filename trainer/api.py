@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import getpass
 import os
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -116,6 +117,7 @@ def train_bundle(
     out = Path(out)
     if out.exists() and out.is_dir():
         raise ConfigError(f"--out {str(out)!r} is a directory; give a file name such as {out / 'model.ewb'}")
+    _probe_writable(out)
     table = load_training_table(spec)
     check_raw = None
     if check is not None:
@@ -208,3 +210,14 @@ def _user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+def _probe_writable(out: Path) -> None:
+    """Fail now, not after minutes of training, when ``out`` cannot be written."""
+    existing = next((p for p in (out.parent, *out.parent.parents) if p.exists()), Path("."))
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        raise ConfigError(f"--out {str(out)!r}: cannot create files in {existing} ({err.strerror or err}); "
+                          "choose a writable location") from err
