@@ -282,7 +282,15 @@ def deploy(bundle_path: str, to: str, public_key: str | None, restart: bool, ser
             client.subscribe(status_topic)
         target.switch(f"releases/{slot}")
         click.echo(f"switched   {target.where}/current -> releases/{slot} (was {previous or 'none'})")
-        _trigger(target, client, device, restart, service, mqtt["root"], key_path)
+        try:
+            _trigger(target, client, device, restart, service, mqtt["root"], key_path, timeout)
+        except EdgewatchError as err:
+            # The switch happened but the runtime was not told (or refused):
+            # put `current` back so the next restart cannot pick the new slot.
+            if previous is not None:
+                target.switch(previous)
+                click.echo(f"rollback   reload failed ({err}); {target.where}/current -> {previous}")
+            raise
         if client is None:
             click.echo("note       no --device/--mqtt: not watching the device; the runtime picks the bundle up on reload/restart")
             _prune(target, keep, slot, previous)
@@ -310,14 +318,15 @@ def deploy(bundle_path: str, to: str, public_key: str | None, restart: bool, ser
 
 
 def _trigger(target: Any, client: Any, device: str | None, restart: bool, service: str, root: str,
-             key_path: str | None) -> None:
+             key_path: str | None, timeout: float = 15.0) -> None:
     if restart:
         target.restart(service)
         click.echo(f"restarted  {service} on {target.where}")
     elif client is not None:
         from tools.remote import send_command
 
-        send_command(client, str(device), "reload", {"reason": "edgewatch deploy"}, root=root, key_path=key_path)
+        send_command(client, str(device), "reload", {"reason": "edgewatch deploy"}, root=root, key_path=key_path,
+                     timeout=min(timeout, 15.0))
         click.echo(f"reload     {device} acknowledged the reload command")
 
 

@@ -116,3 +116,16 @@ def test_bad_deploy_flags_exit_2(bundle: Path, tmp_path: Path) -> None:
     assert code == 2 and "--device and --mqtt go together" in out
     code, out = run_cli("deploy", str(tmp_path / "missing.ewb"), "--to", str(tmp_path / "t"))
     assert code == 2 and "no such bundle file" in out
+
+
+def test_reload_that_nobody_acknowledges_rolls_current_back(bundle: Path, broker: MosquittoBroker, tmp_path: Path) -> None:
+    target = tmp_path / "gateway"
+    code, out = run_cli("deploy", str(bundle), "--to", str(target))
+    assert code == 0, out
+    first = os.readlink(target / "current")
+    v2 = variant(bundle, tmp_path / "v2.ewb", None)
+    # No runtime listens for gw-ghost: the reload command is never acknowledged.
+    code, out = run_cli("deploy", str(v2), "--to", str(target), "--device", "gw-ghost", "--mqtt", broker.url, "--timeout", "2")
+    assert code == 1, out
+    assert "rollback   reload failed" in out
+    assert os.readlink(target / "current") == first
