@@ -130,7 +130,9 @@ def format_info(bundle: Any) -> str:
         f"window     {m['window']} samples, stride {m['stride']}"
         + (f", {m['sample_rate_hz']:g} Hz" if m.get("sample_rate_hz") else ""),
         f"score      {m['score']['method']} reduced by {m['score']['reduce']} over time"
-        + (f", channel weights {m['score']['channel_weights']}" if m['score'].get('channel_weights') else ""),
+        + (f", channel weights {m['score']['channel_weights']}" if m['score'].get('channel_weights') else "")
+        + (f", residual averaged over {m['score']['smooth']} steps" if m['score'].get('smooth', 1) > 1 else "")
+        + (f", plus {m['score'].get('latent_weight', 1)} x z({m['score']['latent']})" if m['score'].get('latent', 'none') != 'none' else ""),
         f"threshold  {m['threshold']['value']:.6g}  ({m['threshold'].get('method')} of {m['threshold'].get('scores_from')} validation scores)",
     ]
     cal = np.asarray(m.get("calibration", {}).get("scores", []))

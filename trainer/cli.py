@@ -207,7 +207,7 @@ def export(bundle_path: str, quantize: str, target: str, check_paths: tuple[str,
 @click.option("--report", "report_dir", required=True, type=click.Path(file_okay=False), help="Directory for report.md and plots.")
 @click.option("--alarm-k", default=3, show_default=True, type=click.IntRange(min=1), help="Alarm when k of the last n windows exceed the threshold.")
 @click.option("--alarm-n", default=3, show_default=True, type=click.IntRange(min=1))
-@click.option("--no-baselines", is_flag=True, help="Skip IsolationForest and PCA baselines.")
+@click.option("--no-baselines", is_flag=True, help="Skip the IsolationForest, one-class SVM, LOF and PCA baselines.")
 @click.option("--delegate", default="auto", show_default=True)
 def evaluate(bundle_path: str, data: tuple[str, ...], label_column: str, fmt: str, units: str | None,
              time_column: str | None, report_dir: str, alarm_k: int, alarm_n: int, no_baselines: bool, delegate: str) -> None:
