@@ -171,6 +171,10 @@ class TFLiteModel:
             n = len(chunk)
             if n < batch:
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - n, axis=0)])
+            # Fused LSTM ops keep their hidden and cell state in variable
+            # tensors that survive an invoke; every window must start from
+            # zero state, as in Keras, or it inherits the previous window's.
+            self._interp.reset_all_variables()
             self._interp.set_tensor(self.input_index, chunk)
             self._interp.invoke()
             out[i:i + n] = self._dequantize(self._interp.get_tensor(self.output_index))[:n]

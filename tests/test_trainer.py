@@ -285,3 +285,20 @@ def test_score_refuses_data_shorter_than_a_window_and_unwritable_output(tiny_bun
     assert code == 2 and "no complete window of 32" in stderr_of(output) and not (tmp_path / "s.csv").exists()
     code, output = run_cli("score", "--bundle", tiny_bundle, vibration_csvs["healthy"], "--out", "/proc/edgewatch/s.csv")
     assert code == 2 and "cannot write --out '/proc/edgewatch/s.csv'" in stderr_of(output)
+
+
+def test_lstm_window_scores_do_not_depend_on_the_window_scored_before(vibration_csvs: dict[str, Path], tmp_path: Path) -> None:
+    # Fused LSTM ops keep state in variable tensors between invokes; each
+    # window must start from zero state, as in Keras.
+    from trainer.api import DataSpec, train_bundle
+
+    out = tmp_path / "lstm.ewb"
+    train_bundle(DataSpec((str(vibration_csvs["healthy"]),)), out, model="lstm", window=16, stride=8, epochs=2,
+                 patience=1, verbose=0, log=lambda _: None)
+    scorer = BundleScorer(Bundle.load(out))
+    values = load_table(vibration_csvs["bearing"]).values
+    target = values[100:116][None]
+    alone = scorer.score_windows(target)[0]
+    after_fault = scorer.score_windows(np.concatenate([values[-16:][None], target]))[0][1]
+    after_healthy = scorer.score_windows(np.concatenate([values[:16][None], target]))[0][1]
+    assert alone[0] == after_fault == after_healthy

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import signal
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -71,11 +72,23 @@ def runtime_on_pty(bundle: Path, broker: MosquittoBroker, tmp_path: Path) -> Ite
         yield rt, sim
 
 
-def retained_status(broker: MosquittoBroker, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0) -> dict[str, Any]:
-    """The retained status a subscriber arriving now is given, once it matches ``predicate``."""
-    with PlantSubscriber(broker, STATUS) as late:
-        msg = late.wait_for(lambda m: m.retain and predicate(json.loads(m.payload)), timeout=timeout)
-    return json.loads(msg.payload)
+def retained_status(broker: MosquittoBroker, predicate: Callable[[dict[str, Any]], bool], timeout: float = 20.0) -> dict[str, Any]:
+    """The retained status a subscriber arriving now is given, once it matches ``predicate``.
+
+    A status published while a subscriber is connecting reaches it live (not
+    retained), so each attempt is a fresh subscriber until one is handed a
+    matching retained message or ``timeout`` passes.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        with PlantSubscriber(broker, STATUS) as late:
+            try:
+                msg = late.wait_for(lambda m: m.retain and predicate(json.loads(m.payload)),
+                                    timeout=min(3.0, max(0.1, deadline - time.monotonic())))
+                return json.loads(msg.payload)
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise
 
 
 @pytest.fixture
