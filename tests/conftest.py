@@ -7,9 +7,12 @@ enough to train in seconds on two cores.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.mqtt_broker import MosquittoBroker, PlantSubscriber
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -18,6 +21,20 @@ SHARED = REPO.parent / "shared"
 CMAPSS = SHARED / "data" / "cmapss" / "train_FD001.txt"
 
 TINY_WINDOW = 32
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    """A private Mosquitto on a free port with its own config (tests/mqtt_broker.py)."""
+    with MosquittoBroker(tmp_path) as b:
+        yield b
+
+
+@pytest.fixture
+def plant(broker: MosquittoBroker) -> Iterator[PlantSubscriber]:
+    """A paho subscriber standing in for the plant, on everything under edgewatch/."""
+    with PlantSubscriber(broker, "edgewatch/#") as p:
+        yield p
 
 
 @pytest.fixture(scope="session")

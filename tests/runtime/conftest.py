@@ -11,14 +11,11 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-
-from tests.mqtt_broker import MosquittoBroker, PlantSubscriber
 
 REPO = Path(__file__).resolve().parents[2]
 CHANNELS = ["vib_x", "vib_y", "vib_z", "current"]
@@ -43,18 +40,6 @@ def bundle_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     train_bundle(DataSpec((str(healthy),)), out, window=32, stride=8, epochs=12, patience=3, seed=0,
                  verbose=0, log=lambda _: None)
     return out
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    with MosquittoBroker(tmp_path) as b:
-        yield b
-
-
-@pytest.fixture
-def plant(broker: MosquittoBroker) -> Iterator[PlantSubscriber]:
-    with PlantSubscriber(broker, "edgewatch/#") as p:
-        yield p
 
 
 def signal_rows(n: int, *, seed: int = 0, anomalies: list[tuple[int, int]] = (), rate: float = 100.0) -> np.ndarray:

@@ -72,18 +72,6 @@ def edgewatch(*args: str) -> list[str]:
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    with MosquittoBroker(tmp_path) as b:
-        yield b
-
-
-@pytest.fixture
-def plant(broker: MosquittoBroker) -> Iterator[PlantSubscriber]:
-    with PlantSubscriber(broker, "edgewatch/#") as p:
-        yield p
-
-
-@pytest.fixture
 def bundle(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     """A private copy of the session's real bundle (tests change and sign it).
 
