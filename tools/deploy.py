@@ -261,22 +261,23 @@ def deploy(bundle_path: str, to: str, public_key: str | None, restart: bool, ser
     target = parse_target(to, remote_edgewatch)
     if isinstance(target, SshTarget):
         target.prepare()
-    previous = target.current()
-    slot = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}-v{bundle.version}-{sha[:12]}"
-    target.upload(Path(bundle_path), slot)
-    try:
-        verdict = target.verify(slot, file_sha, public_key)
-    except EdgewatchError:
-        target.remove(slot)
-        raise
-    click.echo(f"copied     {bundle_path} -> {target.where}/releases/{slot}: {verdict}")
-
     client = None
     if mqtt_url is not None:
+        # Connect before touching the target: a wrong broker URL or password
+        # must not leave a release slot behind.
         from tools.remote import operator_client_from
 
         client = operator_client_from({"mqtt_url": mqtt_url, **mqtt}).__enter__()
     try:
+        previous = target.current()
+        slot = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}-v{bundle.version}-{sha[:12]}"
+        target.upload(Path(bundle_path), slot)
+        try:
+            verdict = target.verify(slot, file_sha, public_key)
+        except EdgewatchError:
+            target.remove(slot)
+            raise
+        click.echo(f"copied     {bundle_path} -> {target.where}/releases/{slot}: {verdict}")
         status_topic = f"{mqtt['root']}/{device}/status"
         if client is not None:
             client.subscribe(status_topic)
