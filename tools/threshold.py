@@ -150,12 +150,27 @@ def alarms_per_day_threshold(target: float, scores: Any, times: Any, labels: Any
     return float(cands[lo])
 
 
+def _alarms_per_day_target(method: str) -> float:
+    """N of ``alarms-per-day:N``, validated (checked before any output, used after)."""
+    from edge_runtime.errors import ConfigError
+
+    arg = method.partition(":")[2]
+    try:
+        target = float(arg)
+    except ValueError:
+        raise ConfigError(f"--method {method!r}: {arg!r} is not a number; write alarms-per-day:N, e.g. alarms-per-day:1") from None
+    if not math.isfinite(target) or target < 0:
+        raise ConfigError(f"--method {method!r}: N must be a finite number >= 0 (got {target!r})")
+    return target
+
+
 def _check_methods(methods: tuple[str, ...], label_column: str | None) -> None:
     from edge_runtime.errors import ConfigError
     from edge_runtime.thresholds import parse_method
 
     for method in methods:
         if method.partition(":")[0].strip().lower() == "alarms-per-day":
+            _alarms_per_day_target(method)
             continue
         name, _ = parse_method(method)
         if name in ("f1", "recall") and label_column is None:
@@ -163,17 +178,10 @@ def _check_methods(methods: tuple[str, ...], label_column: str | None) -> None:
 
 
 def _resolve(method: str, scores: Any, times: Any, labels: Any | None, settings: Any) -> tuple[str, float]:
-    from edge_runtime.errors import ConfigError
     from edge_runtime.thresholds import choose_threshold
 
-    name, _, arg = method.partition(":")
-    if name.strip().lower() == "alarms-per-day":
-        try:
-            target = float(arg)
-        except ValueError:
-            raise ConfigError(f"--method {method!r}: {arg!r} is not a number; write alarms-per-day:N, e.g. alarms-per-day:1") from None
-        if not math.isfinite(target) or target < 0:
-            raise ConfigError(f"--method {method!r}: N must be a finite number >= 0 (got {target!r})")
+    if method.partition(":")[0].strip().lower() == "alarms-per-day":
+        target = _alarms_per_day_target(method)
         return f"alarms-per-day:{target:g}", alarms_per_day_threshold(target, scores, times, labels, settings)
     known = labels >= 0 if labels is not None else None
     choice = choose_threshold(scores[known] if known is not None else scores, method,
