@@ -4,10 +4,11 @@ Both are threads that only move data: bytes -> ``StreamDecoder.feed`` ->
 ``queue.put((t_rx, events))``. Windowing, inference and publishing happen in
 other threads that take work from the queue.
 
-* :class:`SerialSource` opens the port with ``serial_for_url`` (a device path,
-  a pty, ``socket://``, ``spy://``), reads ``in_waiting or 1`` bytes, and when
-  the port disappears puts a :class:`~edge_runtime.pipeline.StreamBreak` on the
-  queue and reopens it with exponential backoff. A full queue never blocks the
+* :class:`SerialSource` reads the port through firmware_bridge's
+  :class:`~firmware_bridge.serial_reader.SerialReader` (``serial_for_url``: a
+  device path, a pty, ``socket://``, ``spy://``; ``in_waiting or 1`` bytes at a
+  time; exponential backoff), and when the port disappears puts a
+  :class:`~edge_runtime.pipeline.StreamBreak` on the queue. A full queue never blocks the
   reader: the chunk is dropped, counted, and a break is queued before the next.
   One decoder lives across reconnects, so frames lost while the cable was out
   show up as a sequence gap in ``lost_frames``.
@@ -45,26 +46,54 @@ def make_decoder(mode: str, channels: list[str], rate_hz: float | None) -> Any:
     return protocol.StreamDecoder(mode=mode, text_channels=tuple(channels), text_rate_hz=rate_hz)
 
 
-class SerialSource(threading.Thread):
-    """Reader thread over one serial port; reconnects with backoff."""
+class SerialSource:
+    """The live source: firmware_bridge's :class:`SerialReader` (the one reader
+    thread with reconnect and backoff) feeding the decoder and the queue."""
 
     def __init__(self, url: str, baud: int, decoder: Any, out: queue.Queue[Any], metrics: Any, *,
                  min_backoff: float = 0.05, max_backoff: float = 2.0) -> None:
-        super().__init__(name="edgewatch-serial", daemon=True)
+        require("serial", "edge")  # fail at start with the pip extra named, not in the thread
+        from firmware_bridge.serial_reader import SerialReader
+
         self.url = url
-        self.baud = baud
         self.decoder = decoder
         self.out = out
         self.metrics = metrics
-        self.min_backoff = min_backoff
-        self.max_backoff = max_backoff
-        self.stop_event = threading.Event()
         self.opened = threading.Event()
         self._pending_break: str | None = None
-        self._serial = require("serial", "edge")
+        self._was_open = False
+        self._failure_logged = False
+        self.reader = SerialReader(url, self._on_data, baudrate=baud, on_connect=self._on_connect,
+                                   on_disconnect=self._on_disconnect, backoff=(min_backoff, max_backoff))
+
+    def start(self) -> SerialSource:
+        self.reader.start()
+        return self
 
     def stop(self) -> None:
-        self.stop_event.set()
+        self.reader.stop()
+
+    def _on_connect(self, url: str) -> None:
+        log.info("serial port %r open at %d baud", url, self.reader.baudrate)
+        self._was_open = True
+        self._failure_logged = False
+        self.opened.set()
+
+    def _on_disconnect(self, url: str, message: str) -> None:
+        if self._was_open:
+            # A port that was open went away: windows must not span the gap.
+            self._was_open = False
+            self.metrics.reconnects += 1
+            self._pending_break = "reconnect"
+            log.warning("serial port %s", message)
+        elif not self._failure_logged:  # one line per outage, not one per retry
+            self._failure_logged = True
+            log.warning("serial port %s", message)
+
+    def _on_data(self, data: bytes) -> None:
+        events = self.decoder.feed(data)
+        if events:
+            self._put((time.monotonic(), events))
 
     def _put(self, item: Any) -> None:
         if self._pending_break is not None:
@@ -79,42 +108,6 @@ class SerialSource(threading.Thread):
         except queue.Full:
             self.metrics.queue_overflows += 1
             self._pending_break = "overflow"
-
-    def run(self) -> None:
-        delay = self.min_backoff
-        first = True
-        while not self.stop_event.is_set():
-            try:
-                port = self._serial.serial_for_url(self.url, baudrate=self.baud, timeout=0.1)
-            except (self._serial.SerialException, OSError, ValueError) as err:
-                if first:
-                    log.warning("serial port %r cannot be opened (%s); retrying with backoff", self.url, err)
-                first = False
-                self.stop_event.wait(delay)
-                delay = min(delay * 2, self.max_backoff)
-                continue
-            log.info("serial port %r open at %d baud", self.url, self.baud)
-            self.opened.set()
-            delay = self.min_backoff
-            try:
-                self._read(port)
-            except (self._serial.SerialException, OSError) as err:
-                if not self.stop_event.is_set():
-                    log.warning("serial port %r went away (%s); reconnecting", self.url, err)
-                    self.metrics.reconnects += 1
-                    self._pending_break = "reconnect"
-            finally:
-                port.close()
-            first = True
-
-    def _read(self, port: Any) -> None:
-        feed = self.decoder.feed
-        while not self.stop_event.is_set():
-            data = port.read(port.in_waiting or 1)
-            if data:
-                events = feed(data)
-                if events:
-                    self._put((time.monotonic(), events))
 
 
 class ReplaySource(threading.Thread):
