@@ -25,7 +25,7 @@ from typing import Literal
 
 from edge_runtime.config import AlarmSettings
 
-__all__ = ["AlarmEvent", "AlarmMachine"]
+__all__ = ["AlarmEvent", "AlarmMachine", "raised_indices"]
 
 State = Literal["raised", "cleared"]
 
@@ -140,3 +140,18 @@ class AlarmMachine:
             ranked = sorted(zip(self.channels, (float(c) for c in contributions)), key=lambda p: -p[1])
             top = tuple(ranked[: self.settings.top_channels])
         return AlarmEvent(state, s, float(raw), float(threshold), float(start or 0.0), float(end or 0.0), top)
+
+
+def raised_indices(scores: Sequence[float], threshold: float, settings: AlarmSettings,
+                   times: Sequence[float] | None = None) -> list[int]:
+    """Indices of the windows at which the gateway would announce a raised alarm.
+
+    Replays :class:`AlarmMachine` over a score series, so host-side analysis
+    (``edgewatch threshold``, ``edgewatch evaluate``) counts alarms exactly as
+    the gateway raises them. ``times`` (seconds) matter for the flood limit and
+    default to the window index.
+    """
+    machine = AlarmMachine(settings, [])
+    stamps = range(len(scores)) if times is None else times
+    return [i for i, (s, t) in enumerate(zip(scores, stamps))
+            if (ev := machine.update(float(s), threshold, now=float(t))) is not None and ev.state == "raised"]

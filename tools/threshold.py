@@ -74,15 +74,10 @@ def threshold() -> None:
 # ------------------------------------------------------------------ analysis
 def _alarm_run(scores: Any, times: Any, value: float, settings: Any) -> list[float]:
     """Times of the raised alarms the gateway's state machine would announce."""
-    from edge_runtime.alarms import AlarmMachine
+    from edge_runtime.alarms import raised_indices
 
-    machine = AlarmMachine(settings, [])
-    raised = []
-    for s, t in zip(scores.tolist(), times.tolist()):
-        ev = machine.update(s, value, now=t)
-        if ev is not None and ev.state == "raised":
-            raised.append(t)
-    return raised
+    stamps = times.tolist()
+    return [stamps[i] for i in raised_indices(scores.tolist(), value, settings, stamps)]
 
 
 def evaluate_threshold(name: str, value: float, scores: Any, times: Any, labels: Any | None, settings: Any) -> Candidate:

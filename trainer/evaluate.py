@@ -51,15 +51,17 @@ def detection_metrics(scores: NDArray[Any], labels: NDArray[Any], threshold: flo
     }
 
 
-def first_alarms(exceed: NDArray[np.bool_], window_segments: NDArray[Any], k: int, n: int) -> dict[int, int]:
-    """Index (into ``exceed``) of the first k-of-n alarm in each segment, if any."""
+def first_alarms(scores: NDArray[Any], threshold: float, window_segments: NDArray[Any], k: int, n: int) -> dict[int, int]:
+    """Index of the first alarm the gateway would raise in each segment (k of the last n windows over)."""
+    from edge_runtime.alarms import raised_indices
+    from edge_runtime.config import AlarmSettings
+
+    settings = AlarmSettings(k=k, n=n)
     out: dict[int, int] = {}
-    for start, stop in segment_bounds(window_segments, len(exceed)):
-        e = exceed[start:stop].astype(int)
-        counts = np.convolve(e, np.ones(n, dtype=int))[: len(e)]
-        hits = np.flatnonzero(counts >= k)
-        if len(hits):
-            out[int(window_segments[start])] = start + int(hits[0])
+    for start, stop in segment_bounds(window_segments, len(scores)):
+        raised = raised_indices(scores[start:stop].tolist(), threshold, settings)
+        if raised:
+            out[int(window_segments[start])] = start + raised[0]
     return out
 
 
@@ -78,7 +80,7 @@ class AlarmSummary:
 def _alarm_summary(table: SensorTable, ends: NDArray[np.int64], scores: NDArray[Any], threshold: float,
                    k: int, n: int) -> AlarmSummary:
     segs = table.segments[ends]
-    alarms = first_alarms(scores > threshold, segs, k, n)
+    alarms = first_alarms(scores, threshold, segs, k, n)
     leads: list[float] = []
     healthy_alarms = 0
     rul = table.extra.get("rul")

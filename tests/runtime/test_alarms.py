@@ -74,3 +74,16 @@ def test_shelved_alarm_that_clears_while_shelved_is_never_announced() -> None:
     assert drive(m, [2, 0, 2, 0]) == [None] * 4
     m.unshelve()
     assert drive(m, [2], start=4.0) == ["raised"]
+
+
+def test_host_replay_raises_where_the_gateway_machine_does() -> None:
+    import numpy as np
+
+    from edge_runtime.alarms import raised_indices
+    from trainer.evaluate import first_alarms
+
+    scores = [0, 2, 2, 0, 2, 2, 2, 0, 0, 0, 0, 0, 2, 2, 2]
+    settings = AlarmSettings(k=3, n=3, m=2, deadband=0.0)
+    assert raised_indices(scores, 1.0, settings) == [6, 14]
+    segments = np.array([0] * 8 + [1] * 7)
+    assert first_alarms(np.array(scores, dtype=float), 1.0, segments, 3, 3) == {0: 6, 1: 14}
