@@ -144,12 +144,14 @@ def make_trainer(net: Any, options: TrainingOptions, vae: bool, n_values: int) -
                 loss = rec + self.beta * kl / n_values + penalty
             grads = tape.gradient(loss, self.net.trainable_variables)
             self.optimizer.apply_gradients(zip(grads, self.net.trainable_variables))
-            return {"loss": loss, "reconstruction": rec, "kl": kl, "beta": self.beta}
+            # KL and beta are only shown for VAEs: for the others they are always 0.
+            return {"loss": loss, "reconstruction": rec, "kl": kl, "beta": self.beta} if vae else {"loss": loss}
 
         def test_step(self, data: Any) -> dict[str, Any]:
             x, y = data
             rec, kl, _ = self._terms(x, y, False)
-            return {"loss": rec + options.beta * kl / n_values, "reconstruction": rec, "kl": kl}
+            loss = rec + options.beta * kl / n_values
+            return {"loss": loss, "reconstruction": rec, "kl": kl} if vae else {"loss": loss}
 
     trainer = _Trainer()
 
