@@ -244,3 +244,10 @@ def test_bad_tabular_input_is_one_line_exit_2(case: str, tmp_path: Path) -> None
 def test_categorical_needs_a_csv(cmapss_path: Path) -> None:
     with pytest.raises(DataError, match="--categorical applies to CSV files only"):
         load_table(cmapss_path, categorical=("os1",))
+
+
+def test_threshold_tuning_reads_categorical_data(flow_bundle: Path, records: dict[str, Path]) -> None:
+    code, stdout, stderr = run_cli("threshold", flow_bundle, "--data", records["test"], "--labels", "label",
+                                   "--sample-rate", 1, "--method", "f1")
+    assert code == 0, stdout + stderr
+    assert "RECALL" in stdout and any(line.startswith("f1") for line in stdout.splitlines())

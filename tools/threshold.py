@@ -248,7 +248,7 @@ def tune(bundle_path: str, data: str, label_column: str | None, methods: tuple[s
     import numpy as np
 
     from edge_runtime.bundle import Bundle
-    from edge_runtime.data import load_table
+    from edge_runtime.categorical import load_bundle_table
     from edge_runtime.errors import ConfigError, DataError
     from edge_runtime.scorer import BundleScorer
 
@@ -263,8 +263,9 @@ def tune(bundle_path: str, data: str, label_column: str | None, methods: tuple[s
     bundle = Bundle.load(bundle_path)
     if apply and value is not None:
         _check_value(bundle, float(value), force)     # refuse before any output
-    table = load_table(data, format=fmt, columns=bundle.channel_names, label_column=label_column,
-                       columns_from="the bundle's channels")
+    table, unseen = load_bundle_table(bundle, [data], format=fmt, label_column=label_column)
+    for u in unseen:
+        click.echo(f"warning: {u.message()}", err=True)
     rate = sample_rate or table.sample_rate_hz or bundle.manifest.get("sample_rate_hz")
     if not rate:
         raise DataError(f"{data}: the sample rate is unknown (no time column, none in the bundle); pass --sample-rate HZ")
